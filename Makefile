@@ -1,0 +1,30 @@
+# Two entry points (see README.md): `make book` and `make test`.
+# Both create .venv from requirements.txt on first use, so they work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# TensorFlow's C++ log lines carry nothing for a reader; keep them out of outputs.
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.PHONY: setup book test unit notebooks clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Executes every chapter and writes the HTML book to _build/html (index: _build/html/index.html).
+# -W: warnings are errors; -n: nitpicky; --keep-going: report every failing chapter, not just the first.
+book: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# All tests: unit tests, then every chapter executed top to bottom (--durations prints per-notebook times).
+test: setup
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 --durations=0 book
+
+clean:
+	rm -rf _build
