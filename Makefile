@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # TensorFlow's C++ log lines carry nothing for a reader; keep them out of outputs.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup book test unit notebooks clean
+.PHONY: setup book test check-html clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ book: setup
 test: setup
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 --durations=0 book
+
+# Opens every built chapter in headless Chromium (Debian's `chromium`); screenshots land in _build/screenshots.
+check-html: setup
+	$(BIN)/python tools/check_book_html.py --html _build/html --screenshots _build/screenshots
 
 clean:
 	rm -rf _build
