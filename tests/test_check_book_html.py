@@ -42,7 +42,7 @@ def site(tmp_path):
              "<a href='bad.html'>next</a> <a href='#part'>here</a> <a href='https://example.org/x'>away</a>"))
     (html / "book" / "bad.html").write_text(PAGE.format(
         title="bad",
-        body="<span class='math'>\\(x^2\\)</span><img src='missing.png'><a href='nowhere.html'>lost</a><a href='good.html#nope'>anchor</a>"))
+        body="<script type='application/vnd.jupyter.widget-view+json'>{}</script><span class='math'>\\(x^2\\)</span><img src='missing.png'><a href='nowhere.html'>lost</a><a href='good.html#nope'>anchor</a>"))
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "bad.ipynb").write_text("{}")  # a notebook chapter must show a figure
     toc = tmp_path / "_toc.yml"
@@ -53,6 +53,7 @@ def site(tmp_path):
 def test_good_page_passes_and_bad_page_is_reported(site, monkeypatch):
     html, toc, shots = site
     monkeypatch.setattr(check_book_html, "MATHJAX_TIMEOUT_MS", 1000)  # this site loads no MathJax at all
+    monkeypatch.setattr(check_book_html, "WIDGET_TIMEOUT_MS", 1000)  # nor a widget manager
     reports = {r.name: r for r in check_book_html.check_book(html, toc, shots, check_book_html.find_chromium())}
 
     good = reports["book/good"]
@@ -66,6 +67,7 @@ def test_good_page_passes_and_bad_page_is_reported(site, monkeypatch):
     assert "broken anchor 'good.html#nope'" in problems
     assert "chapter shows no figure" in problems
     assert "local asset: 404 /book/missing.png" in problems
+    assert "1 saved widget views but none rendered" in problems
     assert "MathJax did not start" in problems and "page has maths but MathJax rendered none" in problems
 
     assert (shots / "book__good.png").stat().st_size > 0

@@ -6,6 +6,7 @@ For each page listed in ``_toc.yml`` it checks that:
 * every image in the article has loaded and is non-empty (``naturalWidth > 0``), and
   chapters made from notebooks show at least one figure;
 * maths renders: where the page holds maths, MathJax has produced ``mjx-container`` output;
+* saved widget views render (the vendored widget manager ran);
 * no local link is broken (the target file exists and, for ``#anchors``, the id exists) and
   no local asset (script, stylesheet, image, font) failed to load.
 
@@ -46,6 +47,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 MATHJAX_TIMEOUT_MS = 20_000
+WIDGET_TIMEOUT_MS = 20_000
 
 
 @dataclass
@@ -54,6 +56,7 @@ class PageReport:
     problems: list[str] = field(default_factory=list)
     images: int = 0
     maths: int = 0
+    widgets: int = 0
     links: int = 0
     blocked_external: set[str] = field(default_factory=set)
 
@@ -154,6 +157,16 @@ def check_page(page, base_url: str, html_root: Path, name: str, is_notebook: boo
             if report.maths == 0:
                 report.problems.append("page has maths but MathJax rendered none")
 
+        views = page.evaluate("document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length")
+        if views:
+            try:  # the manager renders saved widget views asynchronously after load
+                page.wait_for_function("document.querySelectorAll('.jupyter-widgets').length > 0", timeout=WIDGET_TIMEOUT_MS)
+            except Exception:  # noqa: BLE001 - reported below
+                pass
+            report.widgets = page.evaluate("document.querySelectorAll('.jupyter-widgets').length")
+            if report.widgets == 0:
+                report.problems.append(f"{views} saved widget views but none rendered")
+
         images = page.evaluate(
             """() => Array.from(document.querySelectorAll('article img, main img'))
                  .filter(img => !img.closest('.navbar-brand, .logo'))
@@ -223,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = check_book(args.html, args.toc, args.screenshots, chromium)
     for report in reports:
         status = "PASS" if report.ok else "FAIL"
-        print(f"{status}  {report.name:<32} images={report.images:<3} maths={report.maths:<4} local-links={report.links}")
+        print(f"{status}  {report.name:<32} images={report.images:<3} maths={report.maths:<4} widgets={report.widgets:<3} local-links={report.links}")
         for problem in report.problems:
             print(f"      - {problem}")
     external = sorted(set().union(*(r.blocked_external for r in reports)))
