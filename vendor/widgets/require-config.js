@@ -1,4 +1,16 @@
-// The widget manager locates its lazy chunks and icon fonts from its RequireJS module URI, which
-// RequireJS resolves against the page's folder by default. Resolve it against this folder instead,
-// so that pages at any depth load them from the book's own copy (vendor/README.md).
-require.config({ baseUrl: document.currentScript.src.replace(/[^/]*$/, "") });
+// The widget manager's bundles locate their lazy chunks and icon fonts from their RequireJS module
+// URIs, which RequireJS resolves against the page's folder by default. Resolve every one of them
+// into this folder's copy of the manager (vendor/README.md), so pages at any depth find the files.
+// RequireJS matches the longest prefix, so the libembed-amd entry keeps its own path.
+(function () {
+  var dist = "@jupyter-widgets/html-manager/dist/";
+  require.config({
+    baseUrl: document.currentScript.src.replace(/[^/]*$/, ""),
+    paths: {
+      "@jupyter-widgets/html-manager": dist + "html-manager",
+      "@jupyter-widgets/html-manager/dist/libembed-amd": dist + "libembed-amd",
+      "@jupyter-widgets/base": dist + "base",
+      "@jupyter-widgets/controls": dist + "controls",
+    },
+  });
+})();
