@@ -1,0 +1,145 @@
+"""vt_edu.models: every registry model builds, trains a step, saves and reloads identically."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from vt_edu.flops import count_macs
+from vt_edu.models import ModelConfigError, StochasticDepth, create_model, list_models, model_options
+
+# Tiny variants: 32x32 images, 1/8 of the channels (ResNet widths 8/16/32/64).
+TINY = {
+    "cnn": dict(width=0.25),
+    "resnet18": dict(width=0.125),
+    "vt_resnet18": dict(width=0.125),
+    "vit": dict(dim=16, depth=2, num_heads=2, mlp_dim=32),
+}
+
+
+def _data(n=8, size=32, classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, size, size, 3)).astype("float32")
+    y = rng.integers(0, classes, size=n)
+    return x, y
+
+
+def test_registry_lists_the_four_models():
+    assert list_models() == ["cnn", "resnet18", "vt_resnet18", "vit"]
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_model_trains_saves_and_reloads(name, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = create_model(name, num_classes=10, **TINY[name])
+    assert model.name == name
+    x, y = _data()
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "no weight moved"
+
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    assert count_macs(model).total_params == model.count_params()
+
+
+def test_cnn_is_the_tensorflow_tutorial_network():
+    model = create_model("cnn")
+    assert model.count_params() == 122_570
+    kinds = [type(l).__name__ for l in model.layers[1:]]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dense", "Dense"]
+    assert model.output_shape == (None, 10)
+
+
+def test_resnet18_widths_and_cifar_shapes():
+    model = create_model("resnet18", width=0.25)
+    convs = [l for l in model.layers if l.name.endswith("block2_conv2")]
+    assert [l.filters for l in convs] == [16, 32, 64, 128]
+    # CIFAR stem: no downsampling before stage 1, so stage 4 sees 4x4.
+    assert model.get_layer("stage4_block2_relu2").output.shape[1:3] == (4, 4)
+
+
+def test_resnet18_imagenet_has_torchvision_parameter_count():
+    model = create_model("resnet18", num_classes=1000, input_shape=(224, 224, 3), stem="imagenet")
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 11_689_512  # torchvision resnet18: 11.69 M
+    assert model.get_layer("stage3_block2_relu2").output.shape[1:] == (14, 14, 256)
+    assert model.get_layer("stage4_block2_relu2").output.shape[1:] == (7, 7, 512)
+
+
+def test_vt_resnet18_replaces_stage4_with_two_vt_modules():
+    model = create_model("vt_resnet18", width=0.125)
+    names = [l.name for l in model.layers]
+    assert not any(n.startswith("stage4") for n in names)
+    assert [n for n in names if n.startswith("vt_")] == [
+        "vt_m1_tokenizer", "vt_m1_transformer", "vt_m1_projector", "vt_m2_tokenizer", "vt_m2_transformer",
+    ]
+    assert type(model.get_layer("vt_m1_tokenizer")).__name__ == "FilterTokenizer"
+    assert type(model.get_layer("vt_m2_tokenizer")).__name__ == "RecurrentTokenizer"
+    # Stage-3 map 8x8x32 at 32x32 input; 16 tokens of C_T = 4 * 32 channels.
+    assert model.get_layer("vt_m2_transformer").output.shape[1:] == (16, 128)
+    assert model.get_layer("vt_m1_projector").output.shape[1:] == (8, 8, 32)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(tokenizer="filter", use_projector=False),
+        dict(tokenizer="pooling", num_tokens=4),
+        dict(num_modules=3, num_heads=2, token_channels=64),
+        dict(token_channels=32, use_value_projection=False, dropout=0.2, stochastic_depth=0.8),
+    ],
+    ids=["filter-noproj", "pooling", "3modules-2heads", "no-value-projection"],
+)
+def test_vt_resnet18_variants_run(options):
+    model = create_model("vt_resnet18", width=0.125, **options)
+    x, _ = _data(n=2)
+    out = model(x, training=True)
+    assert out.shape == (2, 10)
+    assert count_macs(model).total_params == model.count_params()
+
+
+def test_vit_has_64_patch_tokens_and_both_poolings():
+    model = create_model("vit", dim=16, depth=1, num_heads=2, mlp_dim=32)
+    assert model.get_layer("embed_pos").output.shape[1:] == (65, 16)  # 64 patches + CLS
+    mean = create_model("vit", dim=16, depth=1, num_heads=2, mlp_dim=32, pool="mean")
+    assert mean.get_layer("embed_pos").output.shape[1:] == (64, 16)
+
+
+def test_stochastic_depth_and_dropout_are_train_only():
+    model = create_model("resnet18", width=0.125, stochastic_depth=0.5, dropout=0.5)
+    x, _ = _data(n=4)
+    np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+    layer = StochasticDepth(0.5, seed=1)
+    ones = np.ones((64, 3), "float32")
+    dropped = np.asarray(layer(ones, training=True))
+    rows = set(np.unique(dropped.round(6)))
+    assert rows <= {0.0, 2.0} and len(rows) == 2  # whole examples dropped, survivors x 1/p
+    np.testing.assert_array_equal(np.asarray(layer(ones, training=False)), ones)
+    assert StochasticDepth.from_config(layer.get_config()).survival_probability == 0.5
+
+
+def test_bad_names_and_options_fail_with_the_valid_choices():
+    with pytest.raises(ModelConfigError, match="choose one of: cnn, resnet18, vt_resnet18, vit"):
+        create_model("resnet50")
+    with pytest.raises(ModelConfigError, match="has no option 'num_tokens'.*width"):
+        create_model("cnn", num_tokens=16)
+    with pytest.raises(ModelConfigError, match="width=0"):
+        create_model("resnet18", width=0)
+    with pytest.raises(ModelConfigError, match="tokenizer='conv'"):
+        create_model("vt_resnet18", tokenizer="conv")
+    with pytest.raises(ModelConfigError, match="stochastic_depth"):
+        create_model("vit", stochastic_depth=0.0)
+    with pytest.raises(ModelConfigError, match="num_classes"):
+        create_model("cnn", num_classes=1)
+    assert model_options("vt_resnet18")["num_tokens"] == 16

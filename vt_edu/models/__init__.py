@@ -1,0 +1,29 @@
+"""The book's models behind one registry: ``create_model(name, num_classes, input_shape, **options)``.
+
+See :mod:`vt_edu.models.registry` for the names and options, and the modules
+:mod:`~vt_edu.models.cnn`, :mod:`~vt_edu.models.resnet`,
+:mod:`~vt_edu.models.vt_resnet` and :mod:`~vt_edu.models.vit` for each architecture.
+"""
+
+from vt_edu.models.blocks import ClassToken, PositionEmbedding, StochasticDepth, TokenPool
+from vt_edu.models.registry import (
+    MODELS,
+    ModelConfigError,
+    ModelSpec,
+    create_model,
+    list_models,
+    model_options,
+)
+
+__all__ = [
+    "MODELS",
+    "ClassToken",
+    "ModelConfigError",
+    "ModelSpec",
+    "PositionEmbedding",
+    "StochasticDepth",
+    "TokenPool",
+    "create_model",
+    "list_models",
+    "model_options",
+]

@@ -1,0 +1,192 @@
+"""One registry for every model of the book: ``create_model(name, ...)``.
+
+>>> model = create_model("vt_resnet18", num_classes=10, width=0.25)
+
+Names: ``cnn`` (the students' TensorFlow-tutorial CNN), ``resnet18``, ``vt_resnet18``
+and ``vit``. Every builder uses Keras layers and ``keras.ops`` only, so each model
+runs on the TensorFlow, JAX and PyTorch backends, and every custom layer is
+registered for ``.keras`` saving. Options are keyword arguments; a wrong name or an
+option a model does not take raises :class:`ModelConfigError` listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+from vt_edu.models.cnn import build_cnn
+from vt_edu.models.resnet import STEMS, build_resnet18
+from vt_edu.models.vit import build_vit
+from vt_edu.models.vt_resnet import TOKENIZER_CHOICES, build_vt_resnet18
+
+
+class ModelConfigError(ValueError):
+    """A model name, option or option value that the registry cannot build."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its builder, one-line description and option help."""
+
+    name: str
+    builder: Callable
+    description: str
+    option_help: dict = field(default_factory=dict)
+
+    @property
+    def defaults(self) -> dict:
+        """Option → default value, read from the builder's keyword-only arguments."""
+        params = inspect.signature(self.builder).parameters.values()
+        return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+_COMMON_HELP = {
+    "width": "channel multiplier (1.0 = the paper's widths; 0.25 for CPU-sized runs)",
+    "dropout": "dropout rate before the classifier, in [0, 1)",
+    "stochastic_depth": "survival probability of the last residual block (linear decay), in (0, 1]; 1 = off",
+}
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "cnn",
+            build_cnn,
+            "the TensorFlow tutorial CNN (3 conv + 2 dense; 122,570 params on CIFAR-10)",
+            {"width": "multiplier of the 32/64/64 filters and the 64-unit hidden layer",
+             "dropout": _COMMON_HELP["dropout"]},
+        ),
+        ModelSpec(
+            "resnet18",
+            build_resnet18,
+            "ResNet-18 (BasicBlock [2,2,2,2]); stem 'cifar' for 32x32, 'imagenet' for 224x224",
+            {**_COMMON_HELP, "stem": "'cifar' (3x3/1 conv, no pooling) or 'imagenet' (7x7/2 conv + max pool)"},
+        ),
+        ModelSpec(
+            "vt_resnet18",
+            build_vt_resnet18,
+            "VT-ResNet-18: ResNet-18 stages 1-3 + VT modules (filter, then recurrent tokenizer)",
+            {
+                **_COMMON_HELP,
+                "stem": "'cifar' or 'imagenet'",
+                "num_tokens": "L, visual tokens per module (16 in the paper)",
+                "num_modules": "VT modules replacing stage 4 (2 for R18)",
+                "token_channels": "C_T; default 4 x the stage-3 channels (1024 at width 1)",
+                "tokenizer": "'recurrent' (filter then recurrent, paper), 'filter' or 'pooling'",
+                "use_projector": "project tokens back into the feature map between modules",
+                "use_value_projection": "W_V in tokenizers/projectors; default: when C_T != C",
+                "num_heads": "heads of the token transformer (must divide C_T)",
+                "stochastic_depth": "survival probability of the last ResNet block (VT modules are not dropped)",
+            },
+        ),
+        ModelSpec(
+            "vit",
+            build_vit,
+            "patch-token ViT (patch 4 → 64 tokens on 32x32; pre-norm blocks)",
+            {
+                **_COMMON_HELP,
+                "width": "multiplier of dim and mlp_dim",
+                "patch_size": "patch side (4 on 32x32 → 64 tokens)",
+                "dim": "token width D",
+                "depth": "number of transformer blocks",
+                "num_heads": "attention heads",
+                "mlp_dim": "hidden width of the MLPs",
+                "pool": "'cls' (class token) or 'mean' (average of tokens)",
+            },
+        ),
+    )
+}
+
+
+def list_models() -> list[str]:
+    """Registered model names."""
+    return list(MODELS)
+
+
+def model_options(name: str) -> dict:
+    """The options of model ``name`` with their defaults."""
+    return dict(_spec(name).defaults)
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ModelConfigError(
+            f"unknown model {name!r}; choose one of: {', '.join(MODELS)}."
+        )
+    return MODELS[name]
+
+
+def _check_options(name: str, options: dict) -> None:
+    """Fail with a readable message on an option name or value the model cannot use."""
+    spec = _spec(name)
+    unknown = sorted(set(options) - set(spec.defaults))
+    if unknown:
+        raise ModelConfigError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"its options are: {', '.join(spec.defaults)}."
+        )
+
+    def bad(option, expected):
+        raise ModelConfigError(
+            f"model {name!r}: {option}={options[option]!r} is invalid; expected {expected}."
+        )
+
+    def number(option):
+        value = options[option]
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for option in options:
+        value = options[option]
+        if option == "width" and not (number(option) and value > 0):
+            bad(option, "a number > 0")
+        elif option == "dropout" and not (number(option) and 0 <= value < 1):
+            bad(option, "a rate in [0, 1)")
+        elif option == "stochastic_depth" and not (number(option) and 0 < value <= 1):
+            bad(option, "a survival probability in (0, 1]")
+        elif option == "stem" and value not in STEMS:
+            bad(option, f"one of {', '.join(STEMS)}")
+        elif option == "tokenizer" and value not in TOKENIZER_CHOICES:
+            bad(option, f"one of {', '.join(TOKENIZER_CHOICES)}")
+        elif option == "pool" and value not in ("cls", "mean"):
+            bad(option, "'cls' or 'mean'")
+        elif option in ("num_tokens", "num_modules", "num_heads", "patch_size", "dim", "depth", "mlp_dim"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                bad(option, "a positive integer")
+        elif option == "token_channels" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                bad(option, "a positive integer or None")
+        elif option in ("use_projector",) and not isinstance(value, bool):
+            bad(option, "True or False")
+        elif option == "use_value_projection" and value not in (None, True, False):
+            bad(option, "True, False or None")
+
+
+def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **options):
+    """Build the registered model ``name``.
+
+    Args:
+        name: one of :func:`list_models` (``cnn``, ``resnet18``, ``vt_resnet18``, ``vit``).
+        num_classes: number of output logits (the models return logits, no softmax).
+        input_shape: ``(H, W, C)`` of one image.
+        **options: model options; see :func:`model_options` or ``MODELS[name].option_help``.
+
+    Returns:
+        A built functional ``keras.Model`` named ``name``.
+
+    Raises:
+        ModelConfigError: unknown name, unknown option or invalid value (before any
+            layer is built).
+    """
+    _check_options(name, options)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ModelConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ModelConfigError(f"input_shape must be (H, W, C) with positive ints, got {input_shape!r}.")
+    try:
+        return _spec(name).builder(num_classes, shape, **options)
+    except ModelConfigError:
+        raise
+    except ValueError as error:  # e.g. a VT layer refusing a shape: keep the message
+        raise ModelConfigError(f"model {name!r} cannot be built with {options}: {error}") from error

@@ -1,0 +1,155 @@
+"""VT-ResNet-18: ResNet-18 whose last stage is replaced by Visual Transformer modules.
+
+Architecture (Wu et al., Sec. 4.1 / Table 1)::
+
+    image → stem → stage1 → stage2 → stage3          (ResNet-18, unchanged)
+          → VT module 1: filter tokenizer → transformer → projector
+          → VT module 2: recurrent tokenizer (fed module 1's tokens) → transformer
+          → mean over the L tokens → Dense(classes)
+
+The feature map entering the VT modules is the stage-3 output: 14x14x256 for a
+224x224 image (ImageNet stem), 8x8x256 for a 32x32 image (CIFAR stem), times
+``width`` in channels.
+
+Configuration decisions (what reproduces the paper's Table 2, see :mod:`vt_edu.flops`
+for the arithmetic):
+
+* **C = 256 feature channels, C_T = 1024 token channels** (``token_channels=None``
+  means ``4 * C``, i.e. 1024 at ``width=1`` and scaled with ``width``). A token width
+  different from the feature width needs the arXiv *value projections*: the
+  tokenizer computes ``T = Aᵀ X W_V`` with ``W_V`` ``(C, C_T)`` and the projector
+  adds ``A T W_V`` with ``W_V`` ``(C_T, C)``.
+* **No value projection in the transformer** (Eq. 3 mixes the tokens themselves),
+  which is why the module is assembled here from :class:`~vt_edu.layers.FilterTokenizer`
+  / :class:`~vt_edu.layers.RecurrentTokenizer`, :class:`~vt_edu.layers.TokenTransformer`
+  and :class:`~vt_edu.layers.Projector` rather than with ``VTModule``, whose single
+  ``use_value_projection`` switch would also add a ``(C_T, C_T)`` value matrix to
+  the transformer (+1.05 M parameters and +16.8 M MACs per module).
+* **Projectors only between modules.** The classifier reads the last module's tokens,
+  so projecting them back into a feature map nobody reads would only cost
+  HW·C² + 2·L·C_T·C + 2·HW·L·C MACs (22.8 M at 224) and 0.59 M parameters.
+  ``use_projector=False`` removes the projector between modules too (the second
+  module then re-tokenizes the stage-3 map).
+* **L = 16 tokens, 2 modules, one head, no scaling, no norm** (the paper's VT for R18).
+
+With these choices, at 224x224 and 1000 classes, VT-ResNet-18 has 1.577 G MACs
+(paper: 1.569 G) and 13.58 M parameters (paper: 11.7 M); the parameter gap is the
+transformer's key/query matrices, see :mod:`vt_edu.flops`.
+
+Layer names: ``stem_*``, ``stage1_*`` .. ``stage3_*``, ``vt_m{i}_tokenizer``,
+``vt_m{i}_transformer``, ``vt_m{i}_projector`` (stage ``vt``) and ``head_*``.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from vt_edu.models.resnet import RESNET18_BLOCKS, classifier_head, resnet_trunk
+
+TOKENIZER_CHOICES = ("recurrent", "filter", "pooling")
+
+
+def _vt_layers():
+    # Imported lazily so that the rest of vt_edu.models works without vt_edu.layers.
+    from vt_edu import layers
+
+    return layers
+
+
+def build_vt_resnet18(
+    num_classes,
+    input_shape,
+    *,
+    num_tokens: int = 16,
+    num_modules: int = 2,
+    token_channels: int | None = None,
+    tokenizer: str = "recurrent",
+    use_projector: bool = True,
+    use_value_projection: bool | None = None,
+    num_heads: int = 1,
+    width: float = 1.0,
+    stem: str = "cifar",
+    dropout: float = 0.0,
+    stochastic_depth: float = 1.0,
+):
+    """Build VT-ResNet-18.
+
+    Args:
+        num_classes: number of output logits.
+        input_shape: ``(H, W, C)``.
+        num_tokens: ``L``, visual tokens per module (16 in the paper). The pooling
+            tokenizer needs a perfect square that divides the feature map's side.
+        num_modules: number of VT modules replacing stage 4 (2 for R18 in the paper).
+        token_channels: ``C_T``; ``None`` means ``4 * C`` where ``C`` is the stage-3
+            width (1024 at ``width=1``, as in the paper).
+        tokenizer: ``"recurrent"`` (paper: filter-based first, recurrent after),
+            ``"filter"`` (filter-based everywhere) or ``"pooling"`` (the ablation:
+            average pooling to a √L x √L grid, followed by the same ``W_V``).
+        use_projector: project tokens back into the feature map between modules
+            (the last module never projects: the head reads its tokens).
+        use_value_projection: ``W_V`` in the tokenizers and projectors; ``None``
+            means "when ``C_T != C``" (where it is required).
+        num_heads: heads of the token transformer (must divide ``C_T``).
+        width: channel multiplier of the ResNet part (and of the default ``C_T``).
+        stem: ``"cifar"`` or ``"imagenet"`` (see :mod:`vt_edu.models.resnet`).
+        dropout: dropout rate before the classifier.
+        stochastic_depth: survival probability of the last *ResNet* block (linear
+            decay over the 6 blocks of stages 1-3); the VT modules are not dropped.
+    """
+    L = _vt_layers()
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = resnet_trunk(
+        inputs,
+        width=width,
+        stem_kind=stem,
+        num_stages=3,
+        stochastic_depth=stochastic_depth,
+        total_blocks=sum(RESNET18_BLOCKS[:3]),
+    )
+    channels = int(x.shape[-1])
+    token_channels = token_channels or 4 * channels
+    if use_value_projection is None:
+        use_value_projection = token_channels != channels
+    if token_channels != channels and not use_value_projection:
+        raise ValueError(
+            f"vt_resnet18: token_channels={token_channels} differs from the {channels} "
+            "feature channels, which needs use_value_projection=True (or None)."
+        )
+    if token_channels % num_heads:
+        raise ValueError(
+            f"vt_resnet18: num_heads={num_heads} does not divide token_channels={token_channels}."
+        )
+
+    tokens = None
+    for m in range(1, num_modules + 1):
+        prefix = f"vt_m{m}"
+        if tokenizer == "pooling":
+            tokens = L.PoolingTokenizer(num_tokens, name=f"{prefix}_tokenizer")(x)
+            if use_value_projection:
+                # The same W_V (C, C_T) as the learned tokenizers, applied to the L
+                # pooled tokens, so the ablation changes only how A is made.
+                tokens = keras.layers.Dense(
+                    token_channels, use_bias=False, name=f"{prefix}_value"
+                )(tokens)
+        elif tokenizer == "recurrent" and m > 1:
+            tokens = L.RecurrentTokenizer(
+                token_channels,
+                use_value_projection=use_value_projection,
+                name=f"{prefix}_tokenizer",
+            )(x, tokens)
+        else:
+            tokens = L.FilterTokenizer(
+                num_tokens,
+                token_channels,
+                use_value_projection=use_value_projection,
+                name=f"{prefix}_tokenizer",
+            )(x)
+        tokens = L.TokenTransformer(num_heads, name=f"{prefix}_transformer")(tokens)
+        if use_projector and m < num_modules:
+            x = L.Projector(
+                use_value_projection=use_value_projection, name=f"{prefix}_projector"
+            )(x, tokens)
+
+    pooled = keras.layers.GlobalAveragePooling1D(name="head_pool")(tokens)
+    outputs = classifier_head(pooled, num_classes, dropout)
+    return keras.Model(inputs, outputs, name="vt_resnet18")
