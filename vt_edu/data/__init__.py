@@ -1,0 +1,49 @@
+"""The data layer: CIFAR-10/100 from a download or local files, and batch helpers.
+
+Everything a chapter needs is importable from here::
+
+    from vt_edu.data import load_cifar, balanced_subset, channel_stats, normalize
+
+See :func:`load_cifar` for where data come from and what it returns, and
+:mod:`vt_edu.data.errors` for the errors (all derive from :class:`DataError`).
+"""
+
+from vt_edu.data.augmentation import create_augmentation
+from vt_edu.data.errors import (
+    ArchiveError,
+    ClassMismatchError,
+    CorruptFileError,
+    DataError,
+    DownloadError,
+    EmptyClassError,
+    ImageSizeError,
+    LayoutError,
+    SourceNotFoundError,
+    UnsafePickleError,
+)
+from vt_edu.data.loader import CifarData, load_cifar
+from vt_edu.data.names import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES
+from vt_edu.data.transforms import balanced_subset, channel_stats, normalize, random_crop_flip
+
+__all__ = [
+    "ArchiveError",
+    "CIFAR100_COARSE_CLASSES",
+    "CIFAR100_FINE_CLASSES",
+    "CIFAR10_CLASSES",
+    "CifarData",
+    "ClassMismatchError",
+    "CorruptFileError",
+    "DataError",
+    "DownloadError",
+    "EmptyClassError",
+    "ImageSizeError",
+    "LayoutError",
+    "SourceNotFoundError",
+    "UnsafePickleError",
+    "balanced_subset",
+    "channel_stats",
+    "create_augmentation",
+    "load_cifar",
+    "normalize",
+    "random_crop_flip",
+]

@@ -1,0 +1,175 @@
+"""The official CIFAR python layout, read with a restricted unpickler.
+
+The official files (``cifar-10-batches-py/``, ``cifar-100-python/``) are Python
+pickles. A pickle can name any importable callable and have it called while
+loading, so a tampered file could run code (``os.system``) on the reader's machine.
+We therefore allow exactly the globals that numpy arrays in these files need and
+refuse everything else before it is imported or called.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import numpy as np
+
+from vt_edu.data.errors import CorruptFileError, LayoutError, UnsafePickleError
+from vt_edu.data.trees import FileTree
+
+OFFICIAL_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+
+_CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+_FILES = {
+    "cifar10": (*_CIFAR10_TRAIN, "test_batch", "batches.meta"),
+    "cifar100": ("train", "test", "meta"),
+}
+
+# What numpy arrays reduce to when pickled: ``_reconstruct``/``ndarray``/``dtype`` for
+# protocols 0-4 (``numpy.core`` in files written with numpy 1.x, as the originals
+# were; ``numpy._core`` with numpy 2.x), ``_frombuffer`` for protocol 5, and
+# ``_codecs.encode``, which protocols 0-2 use to rebuild a ``bytes`` object.
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`ALLOWED_GLOBALS`.
+
+    Args:
+        file: a binary file object holding the pickle.
+        where: how to name the file in an error message.
+    """
+
+    def __init__(self, file, where: str):
+        # The originals were written by Python 2; "bytes" keeps their str keys and
+        # pixel buffers as bytes instead of guessing a text encoding.
+        super().__init__(file, encoding="bytes")
+        self.where = where
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafePickleError(
+            f"{self.where}: refused to load the pickle, which asks for the global "
+            f"{module}.{name}; CIFAR files only need numpy arrays. The file is not an "
+            "official CIFAR file or was tampered with: nothing from it was executed. "
+            "Replace it with a fresh copy of the data set."
+        )
+
+
+def load_pickle(data: bytes, where: str) -> Any:
+    """Unpickle ``data`` with :class:`RestrictedUnpickler`.
+
+    Args:
+        data: the pickle's bytes.
+        where: how to name the file in an error message.
+
+    Returns:
+        The unpickled object.
+
+    Raises:
+        UnsafePickleError: if the pickle names a global outside the allow-list.
+        CorruptFileError: if the bytes are not a readable pickle.
+    """
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), where).load()
+    except UnsafePickleError:
+        raise
+    # A damaged pickle fails in many ways (UnpicklingError, EOFError, ValueError,
+    # TypeError from a malformed reduce...); to the reader they all mean "corrupt".
+    except Exception as error:
+        raise CorruptFileError(
+            f"{where} is not a readable CIFAR pickle ({type(error).__name__}: {error}). "
+            "Replace it with a fresh copy of the data set."
+        ) from error
+
+
+def _load_dict(tree: FileTree, relpath: str) -> dict[str, Any]:
+    where = tree.describe(relpath)
+    obj = load_pickle(tree.read(relpath), where)
+    if not isinstance(obj, dict):
+        raise CorruptFileError(f"{where} holds a {type(obj).__name__}, not the dict of a CIFAR file.")
+    return {k.decode("utf-8") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _get(d: dict[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        raise CorruptFileError(f"{where} has no {key!r} entry (it has {sorted(d)}); it is not a CIFAR file.")
+    return d[key]
+
+
+def _batch(tree: FileTree, relpath: str, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) uint8 and labels (N,) int64 of one batch file."""
+    where = tree.describe(relpath)
+    d = _load_dict(tree, relpath)
+    data, labels = _get(d, "data", where), _get(d, label_key, where)
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+        raise CorruptFileError(f"{where}: 'data' must be a uint8 array of shape (N, 3072), got {_describe(data)}.")
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if len(labels) != len(data) or labels.min(initial=0) < 0 or labels.max(initial=0) >= num_classes:
+        raise CorruptFileError(
+            f"{where}: {label_key!r} must hold {len(data)} labels in [0, {num_classes}), "
+            f"got {len(labels)} in [{labels.min(initial=0)}, {labels.max(initial=0)}]."
+        )
+    # Each row is channel-planar: 1024 red values, then 1024 green, then 1024 blue,
+    # each plane row-major. Keras and the book use channels-last (NHWC).
+    images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    return images, labels
+
+
+def _names(tree: FileTree, relpath: str, key: str) -> list[str]:
+    where = tree.describe(relpath)
+    names = _get(_load_dict(tree, relpath), key, where)
+    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+
+
+def read_official(tree: FileTree, root: str, name: str, label_mode: str):
+    """Read the official layout of CIFAR-10 or CIFAR-100 from ``root`` in ``tree``.
+
+    Args:
+        tree: the source.
+        root: the relative path of ``cifar-10-batches-py``/``cifar-100-python``.
+        name: ``"cifar10"`` or ``"cifar100"``.
+        label_mode: ``"fine"`` or ``"coarse"`` (CIFAR-100 only).
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test), class_names)``.
+
+    Raises:
+        LayoutError: if a required file is missing.
+        UnsafePickleError, CorruptFileError: see :func:`load_pickle`.
+    """
+    prefix = f"{root}/" if root else ""
+    missing = [f for f in _FILES[name] if prefix + f not in tree.files]
+    if missing:
+        raise LayoutError(
+            f"{tree.describe(root or '.')} is missing {', '.join(missing)} of the official "
+            f"{OFFICIAL_DIRS[name]} layout. Replace it with a complete copy."
+        )
+    if name == "cifar10":
+        class_names = _names(tree, prefix + "batches.meta", "label_names")
+        parts = [_batch(tree, prefix + f, "labels", len(class_names)) for f in _CIFAR10_TRAIN]
+        train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        test = _batch(tree, prefix + "test_batch", "labels", len(class_names))
+    else:
+        class_names = _names(tree, prefix + "meta", f"{label_mode}_label_names")
+        train = _batch(tree, prefix + "train", f"{label_mode}_labels", len(class_names))
+        test = _batch(tree, prefix + "test", f"{label_mode}_labels", len(class_names))
+    return train, test, class_names
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    return type(value).__name__
