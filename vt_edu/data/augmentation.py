@@ -30,10 +30,13 @@ def create_augmentation(pad: int = 4, image_size: int = 32, seed: int | None = N
         A ``keras.Sequential`` mapping (N, image_size, image_size, C) to the same shape.
     """
     factor = pad / image_size
+    # Equal seeds would give both layers the same random stream, tying each image's
+    # flip to its shift.
+    flip_seed = None if seed is None else seed + 1
     return keras.Sequential(
         [
             keras.layers.RandomTranslation(factor, factor, fill_mode="constant", interpolation="nearest", seed=seed),
-            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomFlip("horizontal", seed=flip_seed),
         ],
         name="augmentation",
     )
