@@ -1,0 +1,68 @@
+"""The chapters' trained demo model and the attention walk over a VT-ResNet."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vt_edu import pretrained
+from vt_edu.models import create_model
+from vt_edu.models.attention import vt_resnet_attention
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).normal(size=(5, 32, 32, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("tokenizer", ["recurrent", "pooling"])
+def test_attention_walk_ends_at_the_models_own_logits(images, tokenizer):
+    model = create_model("vt_resnet18", num_classes=10, width=0.125, num_tokens=16, tokenizer=tokenizer)
+    maps = vt_resnet_attention(model, images, batch_size=2)  # batches of 2, 2, 1
+
+    np.testing.assert_allclose(maps["logits"], np.asarray(model(images, training=False)), rtol=1e-4, atol=1e-4)
+    assert maps["feature_map"].shape == (5, 8, 8, 32)
+    first, last = maps["modules"]
+    assert first["tokenizer"].shape == (5, 64, 16) and first["transformer"].shape == (5, 16, 16)
+    assert first["tokens"].shape == first["tokens_out"].shape == (5, 16, 128)
+    np.testing.assert_allclose(first["tokenizer"].sum(axis=1), 1.0, atol=1e-5)  # over pixels
+    np.testing.assert_allclose(first["transformer"].sum(axis=-1), 1.0, atol=1e-5)  # over tokens
+    np.testing.assert_allclose(first["projector"].sum(axis=-1), 1.0, atol=1e-5)  # over tokens
+    assert first["feature_map_out"].shape == (5, 8, 8, 32)
+    assert "projector" not in last  # the head reads the last module's tokens
+
+
+def test_attention_walk_refuses_a_model_without_vt_modules(images):
+    with pytest.raises(ValueError, match="no VT modules"):
+        vt_resnet_attention(create_model("resnet18", num_classes=10, width=0.125), images)
+
+
+def test_demo_model_trains_once_then_loads_from_the_cache(tiny_cifar, monkeypatch, tmp_path):
+    source, _ = tiny_cifar.image_folder(per_class=(3, 1))
+    monkeypatch.setenv("VT_EDU_DATA", str(source))
+    monkeypatch.setenv("VT_EDU_PROFILE", "quick")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "no-committed-weights")
+    calls = []
+    real_train = pretrained.train_demo_model
+
+    def small_train(folder, epochs, max_train_images, max_test_images, batch_size=None, verbose="auto"):
+        calls.append(folder)
+        real_train(folder, epochs=1, max_train_images=None, max_test_images=None, batch_size=10, verbose=0)
+
+    monkeypatch.setattr(pretrained, "train_demo_model", small_train)
+    with pytest.raises(FileNotFoundError):
+        pretrained.load_demo_model(train_if_missing=False)
+
+    demo = pretrained.load_demo_model()
+    assert len(calls) == 1 and "trained just now" in demo.origin
+    meta = json.loads((calls[0] / f"{pretrained.NAME}.json").read_text())
+    assert meta["trained"]["train_images"] == 30 and meta["model_options"] == pretrained.MODEL_OPTIONS
+    assert demo.mean.shape == demo.std.shape == (3,) and len(demo.class_names) == 10
+    assert 0.0 <= demo.test_accuracy <= 1.0
+
+    again = pretrained.load_demo_model()
+    assert len(calls) == 1 and "trained earlier" in again.origin
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(again.model(x)), np.asarray(demo.model(x)), rtol=1e-5, atol=1e-5)

@@ -1,0 +1,183 @@
+"""A trained VT-ResNet for the chapters' pictures: load it if present, else train it.
+
+Attention maps of a randomly initialised model are noise, so the chapters that show
+what tokens look at use :func:`load_demo_model`, which takes the first of:
+
+1. weights committed with the package (``vt_edu/weights/``), trained by this module's
+   command line (``python -m vt_edu.pretrained``) on the full CIFAR-10;
+2. weights an earlier chapter already trained on this machine (``vt_edu.config.cache_dir()``);
+3. a training run now, sized by the profile (quick: a few minutes on a CPU), whose
+   weights are cached for the next chapter.
+
+Training goes through :func:`vt_edu.training.train`, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from vt_edu.config import by_profile, cache_dir
+
+NAME = "demo_vt_resnet18_w025_cifar10"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# The paper's VT-ResNet-18 (L=16, 2 modules, filter then recurrent tokenizer), at a
+# quarter of the channels so that it trains on a CPU.
+MODEL_OPTIONS = {"width": 0.25, "num_tokens": 16}
+
+
+class DemoModel(NamedTuple):
+    """A trained demo model and what is needed to feed it.
+
+    Attributes:
+        model: the trained ``vt_resnet18`` Keras model (logits out).
+        mean, std: per-channel statistics for :func:`vt_edu.data.normalize`.
+        class_names: CIFAR-10 class names in label order.
+        test_accuracy: top-1 on the CIFAR-10 test images it was evaluated on.
+        origin: where the weights came from, in words.
+    """
+
+    model: object
+    mean: np.ndarray
+    std: np.ndarray
+    class_names: list
+    test_accuracy: float
+    origin: str
+
+
+def _files(folder: Path) -> tuple[Path, Path]:
+    return folder / f"{NAME}.weights.h5", folder / f"{NAME}.json"
+
+
+def _load(folder: Path, origin: str) -> DemoModel | None:
+    weights, meta_path = _files(folder)
+    if not (weights.is_file() and meta_path.is_file()):
+        return None
+    from vt_edu.models import create_model
+
+    meta = json.loads(meta_path.read_text())
+    model = create_model("vt_resnet18", num_classes=len(meta["class_names"]), **meta["model_options"])
+    model.load_weights(weights)
+    trained = meta["trained"]
+    return DemoModel(
+        model,
+        np.asarray(meta["mean"], np.float32),
+        np.asarray(meta["std"], np.float32),
+        meta["class_names"],
+        float(meta["test_accuracy"]),
+        f"{origin}: {trained['train_images']} training images, {trained['epochs']} epochs, "
+        f"{trained['recipe']} recipe, on {trained['hardware']}",
+    )
+
+
+def train_demo_model(folder: Path, epochs: int, max_train_images: int | None, max_test_images: int | None,
+                     batch_size: int | None = None, verbose="auto") -> None:
+    """Train the demo model and write ``<NAME>.weights.h5`` and ``<NAME>.json`` into ``folder``.
+
+    The run folder (resumable) lives in the cache; only the two small files are written
+    to ``folder``, atomically, so an interruption never leaves half a model behind.
+    """
+    from vt_edu.data import channel_stats
+    from vt_edu.training import train
+    from vt_edu.training.loop import prepare_data
+
+    data = prepare_data("cifar10", max_train_images=max_train_images, max_test_images=max_test_images)
+    (x_train, _), _, class_names, _ = data
+    mean, std = channel_stats(x_train)  # the statistics train() normalises with
+    run = train(
+        "vt_resnet18",
+        "cifar10",
+        recipe="fast",
+        epochs=epochs,
+        batch_size=batch_size,
+        run_dir=cache_dir() / "runs" / f"{NAME}-e{epochs}-n{max_train_images or 'all'}",
+        data=data[:3],
+        width=MODEL_OPTIONS["width"],
+        model_options={k: v for k, v in MODEL_OPTIONS.items() if k != "width"},
+        verbose=verbose,
+    )
+    metrics = run.metrics
+    hardware = metrics.get("hardware") or {}
+    meta = {
+        "model": "vt_resnet18",
+        "model_options": MODEL_OPTIONS,
+        "class_names": class_names,
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "test_accuracy": metrics["top1"],  # the final weights' (the ones saved here), not the best epoch's
+        "trained": {
+            "recipe": "fast",
+            "epochs": epochs,
+            "train_images": int(len(x_train)),
+            "test_images": metrics["test_images"],
+            "train_seconds": metrics["train_seconds"],
+            "hardware": hardware.get("gpu") or f"{hardware.get('cpu', 'a CPU')} ({hardware.get('cpu_cores', '?')} cores)",
+            "backend": metrics.get("backend"),
+            "date": metrics.get("date"),
+            "git_commit": metrics.get("git_commit"),
+            "data": "CIFAR-10 as loaded by vt_edu.data.load_cifar (VT_EDU_DATA or keras.datasets)",
+        },
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    weights, meta_path = _files(folder)
+    model = run.model
+    if model is None:  # the run had finished before: take its final model from the run folder
+        import keras
+
+        model = keras.models.load_model(run.run_dir / "model.keras")
+    partial = folder / f"{NAME}.partial.weights.h5"  # Keras insists on the .weights.h5 suffix
+    model.save_weights(partial)
+    partial.replace(weights)
+    partial = meta_path.with_name(meta_path.name + ".partial")
+    partial.write_text(json.dumps(meta, indent=2) + "\n")
+    partial.replace(meta_path)
+
+
+def load_demo_model(train_if_missing: bool = True) -> DemoModel:
+    """The trained demo VT-ResNet-18: committed weights, else cached, else trained now.
+
+    Args:
+        train_if_missing: train (and cache) when no weights are found; with ``False``
+            a missing model raises ``FileNotFoundError``.
+
+    Returns:
+        :class:`DemoModel`.
+    """
+    for folder, origin in ((WEIGHTS_DIR, "weights committed with vt_edu"),
+                           (cache_dir() / "demo", "weights trained earlier on this machine")):
+        demo = _load(folder, origin)
+        if demo is not None:
+            return demo
+    if not train_if_missing:
+        raise FileNotFoundError(f"no demo weights in {WEIGHTS_DIR} or {cache_dir() / 'demo'}")
+    print("No trained demo model yet: training one now (once; later chapters reuse it).")
+    train_demo_model(
+        cache_dir() / "demo",
+        epochs=by_profile(quick=3, full=30),
+        max_train_images=by_profile(quick=10_000, full=None),
+        max_test_images=by_profile(quick=2_000, full=None),
+        verbose=2,
+    )
+    return _load(cache_dir() / "demo", "weights trained just now on this machine")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vt_edu.pretrained",
+        description="Train the chapters' demo VT-ResNet-18 on CIFAR-10 and write its weights.",
+    )
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    parser.add_argument("--max-train-images", type=int, default=None, help="class-balanced subset (default: all)")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help=f"output folder (default {WEIGHTS_DIR})")
+    args = parser.parse_args(argv)
+    train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
+    print(json.dumps(json.loads(_files(args.out)[1].read_text()), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
