@@ -329,6 +329,20 @@ def test_functional_model(name):
         assert all(o.shape[0] == batch and np.isfinite(o).all() for o in outputs)
 
 
+def test_functional_model_with_unknown_spatial_size():
+    """Input(shape=(None, None, C)): H and W are only known when data arrives."""
+    inputs = keras.Input(shape=(None, None, 6))
+    x, t = VTModule(4, name="vt1")(inputs)
+    x, t = VTModule(4, "recurrent", num_heads=2, name="vt2")(x, t)
+    model = keras.Model(inputs, [x, t])
+    for shape in ((1, 4, 8, 6), (3, 5, 3, 6)):
+        x_out, t_out = model.predict(randn(*shape), verbose=0)
+        assert x_out.shape == shape and t_out.shape == (shape[0], 4, 6)
+    # The pooling matrix needs H and W: a clear error instead of a wrong grid.
+    with pytest.raises(ValueError, match="PoolingTokenizer"):
+        keras.Model(inputs, PoolingTokenizer(4)(inputs)).predict(randn(1, 4, 4, 6), verbose=0)
+
+
 def test_transformer_attention_shape_with_heads():
     tokens = randn(2, 5, 12)
     for heads, shape in ((1, (2, 5, 5)), (3, (2, 3, 5, 5)), (12, (2, 12, 5, 5))):
