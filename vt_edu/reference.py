@@ -69,7 +69,11 @@ def recurrent_tokenizer(X, T_in, W_TR, W_V=None):
 def pooling_matrix(height, width, num_tokens):
     """``A`` of average pooling to a ``√L x √L`` grid: ``(H*W, L)``, ``1/cell_area`` per cell."""
     grid = math.isqrt(num_tokens)
-    assert grid * grid == num_tokens and height % grid == 0 and width % grid == 0
+    if grid * grid != num_tokens or height % grid or width % grid:
+        raise ValueError(
+            f"cannot pool a {height}x{width} map into {num_tokens} tokens "
+            "(L must be a square and H, W divisible by √L)"
+        )
     ch, cw = height // grid, width // grid
     A = np.zeros((height * width, num_tokens))
     for y in range(height):
@@ -165,7 +169,7 @@ def transformer(
 
 
 def projector(X, T, W_Q, W_K, W_V=None):
-    """Eq. 5: ``X_out = X + softmax_L((X W_Q)(T W_K)ᵀ) T`` (``... T W_V`` with a value projection).
+    """Eq. 5: ``X_out = X + softmax_L((X W_Q)(T W_K)ᵀ) T`` (``... T W_V`` with ``W_V``).
 
     Args:
         X: ``(..., H*W, C)``. T: ``(..., L, C_T)``. W_Q: ``(C, C)``. W_K: ``(C_T, C)``.
