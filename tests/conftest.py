@@ -46,8 +46,9 @@ class TinyCifar:
         self.root = root
         self.rng = np.random.default_rng(seed)
 
-    def images(self, n: int, size=(32, 32)) -> np.ndarray:
-        return self.rng.integers(0, 256, size=(n, *size, 3), dtype=np.uint8)
+    def images(self, n: int) -> np.ndarray:
+        """``n`` random 32x32 RGB images (distinct, so tests can match them by bytes)."""
+        return self.rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
 
     def image_folder(self, name="images", classes=CIFAR10_CLASSES, per_class=(2, 1), fmt="png"):
         """``name/train/<class>/NNNN.<fmt>`` and ``name/test/...``; ``per_class`` = (train, test)."""

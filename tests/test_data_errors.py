@@ -170,6 +170,15 @@ def test_pickle_that_is_not_a_cifar_batch(tiny_cifar):
         load_cifar(source=path)
 
 
+def test_pickle_with_labels_out_of_range(tiny_cifar):
+    path, _ = tiny_cifar.official_cifar10(n_test=2)
+    batch = path / "cifar-10-batches-py" / "test_batch"
+    rows = tiny_cifar.images(2).transpose(0, 3, 1, 2).reshape(2, 3072)
+    batch.write_bytes(pickle.dumps({b"data": rows, b"labels": [3, 10]}, protocol=2))
+    with raises(CorruptFileError, batch, "labels in [0, 10)"):
+        load_cifar(source=path)
+
+
 def test_truncated_pickle(tiny_cifar):
     path, _ = tiny_cifar.official_cifar10()
     batch = path / "cifar-10-batches-py" / "data_batch_1"

@@ -174,7 +174,7 @@ def test_every_cifar100_superclass_has_five_classes():
     assert np.bincount(CIFAR100_FINE_TO_COARSE).tolist() == [5] * 20
 
 
-def test_cifar10_rejects_coarse_labels_and_unknown_names(tiny_cifar):
+def test_cifar10_rejects_coarse_labels_and_unknown_names():
     with pytest.raises(ValueError, match="label_mode"):
         load_cifar("cifar10", label_mode="coarse")
     with pytest.raises(ValueError, match="name"):

@@ -116,8 +116,11 @@ def _batch(tree: FileTree, relpath: str, label_key: str, num_classes: int) -> tu
     data, labels = _get(d, "data", where), _get(d, label_key, where)
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
         raise CorruptFileError(f"{where}: 'data' must be a uint8 array of shape (N, 3072), got {_describe(data)}.")
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if len(labels) != len(data) or labels.min(initial=0) < 0 or labels.max(initial=0) >= num_classes:
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise CorruptFileError(f"{where}: {label_key!r} is not a list of integer labels ({error}).") from error
+    if len(labels) != len(data) or ((labels < 0) | (labels >= num_classes)).any():
         raise CorruptFileError(
             f"{where}: {label_key!r} must hold {len(data)} labels in [0, {num_classes}), "
             f"got {len(labels)} in [{labels.min(initial=0)}, {labels.max(initial=0)}]."
@@ -131,6 +134,8 @@ def _batch(tree: FileTree, relpath: str, label_key: str, num_classes: int) -> tu
 def _names(tree: FileTree, relpath: str, key: str) -> list[str]:
     where = tree.describe(relpath)
     names = _get(_load_dict(tree, relpath), key, where)
+    if not isinstance(names, (list, tuple)):
+        raise CorruptFileError(f"{where}: {key!r} must be a list of class names, got {_describe(names)}.")
     return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
 
 

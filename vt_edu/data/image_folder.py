@@ -82,10 +82,13 @@ def dataset_of(tree: FileTree, root: str) -> str:
     for name, official in (("cifar10", CIFAR10_CLASSES), ("cifar100", CIFAR100_FINE_CLASSES)):
         if set(train) == set(official):
             return name
-    expected = CIFAR100_FINE_CLASSES if len(train) > len(CIFAR10_CLASSES) else CIFAR10_CLASSES
+    if len(train) > len(CIFAR10_CLASSES):
+        expected, title = CIFAR100_FINE_CLASSES, "CIFAR-100"
+    else:
+        expected, title = CIFAR10_CLASSES, "CIFAR-10"
     raise LayoutError(
         f"{tree.describe(_join(root, 'train'))}: {len(train)} class folders that are not the "
-        f"official {'CIFAR-100' if expected is CIFAR100_FINE_CLASSES else 'CIFAR-10'} classes "
+        f"official {title} classes "
         f"(missing: {sorted(set(expected) - set(train))}; unexpected: {sorted(set(train) - set(expected))}). "
         "Name the class folders exactly as the official classes, so that labels follow the official order."
     )
