@@ -1,0 +1,277 @@
+"""The chapters' panels (vt_edu.widgets), driven headless: no browser, no kernel.
+
+Training runs use the tutorial CNN on a tiny self-made CIFAR-10 (tests/conftest.py),
+so the whole file takes well under a minute of CPU time.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from vt_edu.config import DATA_ENV
+from vt_edu.training import WarmupExponentialSchedule, get_recipe, sample_lr
+from vt_edu.widgets import (
+    ExperimentPanel,
+    SchedulePanel,
+    curves_figure,
+    read_recorded_runs,
+    recipe_schedule,
+    run_row,
+    runs_table_html,
+)
+
+# ------------------------------------------------------------------ SchedulePanel
+
+
+def _at(x, y, epoch):
+    index = int(np.flatnonzero(np.isclose(x, epoch))[0])
+    return y[index]
+
+
+def test_schedule_panel_plots_the_paper_advanced_schedule_at_batch_2048():
+    panel = SchedulePanel()  # default preset: paper-advanced
+    panel.set(batch_size=2048)
+    assert panel.learning_rate.value == pytest.approx(0.16)  # 0.16 at the reference batch
+    x, y = panel.plotted()
+    # Warm-up endpoints 0.01 -> 0.16 over 5 epochs, then x0.9875 per epoch.
+    assert _at(x, y, 0) == pytest.approx(0.01, rel=1e-6)
+    assert _at(x, y, 3) == pytest.approx(0.01 + 0.15 * 3 / 5, rel=1e-6)
+    assert _at(x, y, 5) == pytest.approx(0.16, rel=1e-6)
+    for k in (1, 2, 10, 100, 395):
+        assert _at(x, y, 5 + k) == pytest.approx(0.16 * 0.9875**k, rel=1e-5)
+    # ... and the plotted line is the schedule class itself, sample for sample.
+    reference = WarmupExponentialSchedule(0.16, steps_per_epoch=50_000 // 2048, warmup_epochs=5,
+                                          start_learning_rate=0.01, decay=0.9875)
+    _, expected = sample_lr(reference, x)
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+
+
+def test_schedule_panel_defaults_scale_the_peak_to_batch_256():
+    panel = SchedulePanel()
+    assert panel.preset.value == "paper-advanced" and panel.batch_size.value == 256
+    assert panel.decay.value == pytest.approx(0.9875)
+    x, y = panel.plotted()
+    assert x[-1] == 400
+    assert _at(x, y, 5) == pytest.approx(0.16 * 256 / 2048, rel=1e-6)
+    assert _at(x, y, 0) == pytest.approx(0.01, rel=1e-6)
+    fig = panel.figure()
+    assert fig.axes and fig.axes[0].get_yscale() == "log"
+
+
+def test_schedule_panel_controls_override_the_preset():
+    panel = SchedulePanel()
+    panel.set(batch_size=2048, warmup_epochs=2, decay=0.95, epochs=20)
+    x, y = panel.plotted()
+    assert x[-1] == 20
+    assert _at(x, y, 2) == pytest.approx(0.16, rel=1e-6)
+    assert _at(x, y, 12) == pytest.approx(0.16 * 0.95**10, rel=1e-5)
+    # Moving a single slider redraws too (the observers call redraw).
+    panel.decay.value = 0.99
+    x, y = panel.plotted()
+    assert _at(x, y, 12) == pytest.approx(0.16 * 0.99**10, rel=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["seed", "paper-default", "paper-advanced", "fast"])
+def test_schedule_panel_presets_plot_what_training_uses(preset):
+    panel = SchedulePanel(preset=preset)
+    recipe = get_recipe(preset)
+    x, y = panel.plotted()
+    _, expected = sample_lr(recipe_schedule(recipe), x)
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+    assert x[-1] == recipe.epochs
+    assert panel.warmup_epochs.disabled == (recipe.schedule not in ("warmup_exponential", "warmup_cosine"))
+
+
+def test_schedule_panel_step_and_constant_presets():
+    panel = SchedulePanel(preset="paper-default")
+    x, y = panel.plotted()
+    assert _at(x, y, 29) == pytest.approx(0.1) and _at(x, y, 30) == pytest.approx(0.01)
+    assert _at(x, y, 60) == pytest.approx(0.001, rel=1e-5)
+    panel.set(preset="seed")
+    _, y = panel.plotted()
+    assert np.allclose(y, 1e-3)
+
+
+def test_schedule_panel_refuses_unknown_settings():
+    panel = SchedulePanel()
+    with pytest.raises(ValueError, match="no setting"):
+        panel.set(momentum=0.5)
+    with pytest.raises(ValueError, match="batch_size"):
+        panel.set(batch_size=100)
+    with pytest.raises(ValueError, match="preset"):
+        panel.set(preset="nope")
+
+
+# --------------------------------------------------------------- ExperimentPanel
+
+
+@pytest.fixture
+def tiny_source(tiny_cifar, monkeypatch):
+    """VT_EDU_DATA -> a tiny CIFAR-10 folder (10 classes x 12 train / 4 test images); no downloads."""
+    path, _ = tiny_cifar.image_folder(per_class=(12, 4))
+    monkeypatch.setenv(DATA_ENV, str(path))
+
+    def no_network(*args, **kwargs):
+        raise Exception("no network in tests")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    return path
+
+
+def _panel(tmp_path, **settings):
+    values = dict(model="cnn", dataset="cifar10", recipe="seed", epochs=2, batch_size=32, width=0.25,
+                  max_train_images=0, max_test_images=0)
+    values.update(settings)
+    return ExperimentPanel(run_root=tmp_path / "runs", jit_compile=False, **values)
+
+
+def test_train_button_adds_a_run_to_the_table(tiny_source, tmp_path):
+    panel = _panel(tmp_path)
+    panel.train_button.click()
+    assert len(panel.runs) == 1, panel.message
+    row = panel.runs[0]
+    assert row["model"] == "cnn" and row["dataset"] == "cifar10" and row["recipe"] == "seed"
+    assert row["epochs"] == 2 and row["images"] == 120
+    assert 0 <= row["top1"] <= row["top5"] <= 1
+    assert row["params"] > 0 and row["macs"] > 0 and row["train_seconds"] > 0 and row["images_per_second"] > 0
+    assert [h["epoch"] for h in row["history"]] == [1, 2]
+    table = panel.table.value
+    assert table == panel.table_html()
+    assert "<td style='text-align:left;padding:2px 8px'>cnn</td>" in table
+    assert f"{100 * row['top1']:.2f} %" in table
+    assert "top-1" in panel.message and "⚠" not in panel.message_area.value
+    assert panel.progress.value == panel.progress.max
+    # The run folder is under run_root, not the working directory.
+    run_dir = tmp_path / "runs" / row["run_dir"].split("/")[-1]
+    assert json.loads((run_dir / "metrics.json").read_text())["top1"] == row["top1"]
+    # The figure shows one accuracy curve per run.
+    fig = panel.curves_figure()
+    assert len(fig.axes[0].lines) == 2  # test (solid) + training (dotted)
+
+
+def test_a_second_model_adds_a_second_row_and_same_settings_are_not_duplicated(tiny_source, tmp_path):
+    panel = _panel(tmp_path, epochs=1)
+    panel.train()
+    panel.set(width=0.5)
+    panel.train()
+    assert [r["options"] for r in panel.runs] == ["width 0.25", "width 0.5"]
+    panel.set(width=0.25)
+    assert panel.train() is None
+    assert len(panel.runs) == 2 and "already" in panel.message
+    assert panel.table_html().count("<tr>") == 3  # heading + 2 runs
+
+
+def test_zero_epochs_is_a_message_not_a_run(tiny_source, tmp_path):
+    panel = _panel(tmp_path)
+    panel.set(epochs=0)
+    panel.train_button.click()
+    assert panel.runs == []
+    assert panel.message == "epochs must be a positive integer, got 0."
+    assert "⚠" in panel.message_area.value
+    assert not list((tmp_path / "runs").glob("*/config.json"))
+
+
+@pytest.mark.parametrize("limit", [0, 60])
+def test_batch_larger_than_the_data_is_a_message(tiny_source, tmp_path, limit):
+    panel = _panel(tmp_path, batch_size=512, max_train_images=limit)
+    panel.train()
+    assert panel.runs == []
+    assert "batch" in panel.message and "larger than the" in panel.message
+    assert "\n" not in panel.message and "Traceback" not in panel.message
+
+
+def test_learning_rate_follows_the_recipe_and_batch_but_can_be_overridden(tmp_path):
+    panel = ExperimentPanel(run_root=tmp_path, recipe="paper-default", batch_size=256)
+    assert panel.learning_rate.value == pytest.approx(0.1)
+    panel.set(batch_size=128)
+    assert panel.learning_rate.value == pytest.approx(0.05)
+    panel.set(recipe="paper-advanced")
+    assert panel.learning_rate.value == pytest.approx(0.16 * 128 / 2048)
+    panel.set(recipe="seed", batch_size=64, learning_rate=3e-4)
+    assert panel.learning_rate.value == pytest.approx(3e-4)
+    panel.set(learning_rate=-1)
+    assert panel.train() is None and "learning rate" in panel.message
+
+
+def test_tokens_only_for_vt_resnet_and_impossible_tokens_are_messages(tiny_source, tmp_path):
+    panel = _panel(tmp_path, model="cnn")
+    assert panel.num_tokens.disabled and panel.tokenizer.disabled
+    panel.set(model="vt_resnet18")
+    assert not panel.num_tokens.disabled and not panel.tokenizer.disabled
+    panel.set(num_tokens=0)
+    panel.train()
+    assert panel.runs == [] and "L=0" in panel.message
+    # The pooling tokenizer needs a square grid that divides the 8x8 feature map:
+    # the model refuses L=5 when it is built, and the panel says so in one line.
+    panel.set(num_tokens=5, tokenizer="pooling", epochs=1, width=0.125)
+    panel.train()
+    assert panel.runs == []
+    assert "5" in panel.message and "\n" not in panel.message, panel.message
+    assert not any((tmp_path / "runs").glob("*")), "a failed build leaves no run folder"
+
+
+def test_cifar100_unavailable_offline_is_a_message(tiny_source, tmp_path):
+    panel = _panel(tmp_path, dataset="cifar100")
+    panel.train()
+    assert panel.runs == []
+    assert panel.message.startswith("cifar100 is not available here")
+    assert DATA_ENV in panel.message
+    from vt_edu.data import DataError
+
+    assert isinstance(panel.last_error, DataError)
+
+
+def test_data_hook_and_unknown_settings(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = ((rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 10),
+              (rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), np.arange(20) % 10),
+              [f"class{k}" for k in range(10)])
+    panel = ExperimentPanel(run_root=tmp_path, data={"cifar10": arrays}, jit_compile=False, model="cnn", recipe="seed",
+                            epochs=1, batch_size=20, width=0.25, max_train_images=0, max_test_images=0)
+    row = panel.train()
+    assert row is not None and row["images"] == 40 and row["test_images"] == 20
+    panel.set(dataset="cifar100")
+    assert panel.train() is None and "cifar100" in panel.message
+    with pytest.raises(ValueError, match="no setting"):
+        panel.set(colour="red")
+    with pytest.raises(ValueError, match="model must be one of"):
+        panel.set(model="alexnet")
+
+
+# ------------------------------------------------------------- rows and results
+
+
+def test_read_recorded_runs_from_run_folders_json_and_csv(tmp_path):
+    assert read_recorded_runs(tmp_path / "missing") == []
+    folder = tmp_path / "cpu" / "vt_resnet18-cifar10"
+    folder.mkdir(parents=True)
+    metrics = {"model": "vt_resnet18", "dataset": "cifar10", "recipe": "fast", "epochs_completed": 2, "top1": 0.5,
+               "top5": 0.9, "params": 790000, "macs": 37e6, "train_seconds": 12.5, "images_per_second": 80.0,
+               "train_images": 500, "date": "2026-01-02T03:04:05+00:00",
+               "hardware": {"cpu": "Some CPU", "cpu_cores": 2, "gpu": None}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "config.json").write_text(json.dumps({"model_options": {"num_tokens": 8, "width": 0.25}}))
+    (folder / "history.csv").write_text("epoch,val_accuracy,val_loss\n1,0.4,1.7\n2,0.5,1.5\n")
+    (tmp_path / "summary.json").write_text(json.dumps({"runs": [{"model": "cnn", "top1": 0.3}]}))
+    (tmp_path / "table.csv").write_text("model,top1,params\nvit,0.25,200000\n")
+    rows = read_recorded_runs(tmp_path)
+    assert [r["model"] for r in rows] == ["vt_resnet18", "cnn", "vit"]
+    vt = rows[0]
+    assert vt["options"] == "L=8, width 0.25" and vt["hardware"] == "Some CPU (2 cores)" and vt["date"] == "2026-01-02"
+    assert [h["val_accuracy"] for h in vt["history"]] == [0.4, 0.5]
+    assert rows[2]["params"] == 200000
+    html = runs_table_html(rows)
+    assert html.count("<tr>") == 4 and "50.00 %" in html
+    fig = curves_figure(rows, reference_lines={"students' CNN": 0.6937})
+    assert len(fig.axes[0].lines) == 2  # one run with a history + one reference line
+
+
+def test_run_row_formats_missing_values():
+    row = run_row({"model": "cnn", "top1": 0.1})
+    assert row["top5"] is None and row["history"] == []
+    assert "–" in runs_table_html([row])
+    assert "No runs" in runs_table_html([])
