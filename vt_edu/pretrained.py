@@ -99,6 +99,7 @@ def train_demo_model(folder: Path, epochs: int, max_train_images: int | None, ma
         width=MODEL_OPTIONS["width"],
         model_options={k: v for k, v in MODEL_OPTIONS.items() if k != "width"},
         verbose=verbose,
+        overwrite=True,  # a run folder left by an older configuration is stale, not resumable
     )
     metrics = run.metrics
     hardware = metrics.get("hardware") or {}
@@ -157,7 +158,7 @@ def load_demo_model(train_if_missing: bool = True) -> DemoModel:
     print("No trained demo model yet: training one now (once; later chapters reuse it).")
     train_demo_model(
         cache_dir() / "demo",
-        epochs=by_profile(quick=3, full=30),
+        epochs=by_profile(quick=2, full=30),
         max_train_images=by_profile(quick=10_000, full=None),
         max_test_images=by_profile(quick=2_000, full=None),
         verbose=2,
