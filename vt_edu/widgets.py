@@ -87,6 +87,18 @@ def _show(output: widgets.Output, fig: Figure) -> None:
         display(Image(data=buffer.getvalue(), format="png"))
 
 
+def _new_figure(figsize) -> Figure:
+    """A figure that displays as an image in a notebook (``display(fig)`` or a cell's last
+    value) but is not drawn again when the cell ends: created through pyplot, which
+    activates the notebook's matplotlib backend and its display hook, then closed
+    in pyplot, which only forgets it."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    plt.close(fig)
+    return fig
+
+
 def _one_line(error, limit: int = 300) -> str:
     """An exception's message on one line, cut after a sentence when it is long."""
     text = " ".join(str(error).split()) or type(error).__name__
@@ -299,7 +311,7 @@ class SchedulePanel:
         """The plot for the current settings (on a new panel: the defaults) as a Figure."""
         recipe = self.recipe()
         x, y = self.curve()
-        fig = Figure(figsize=(8, 3.4), layout="constrained")
+        fig = _new_figure((8, 3.4))
         ax = fig.subplots()
         (self._line,) = ax.plot(x, y, color="C0", linewidth=1.8, label=f"{self.preset.value} (as set)")
         options = recipe.schedule_options
@@ -474,7 +486,7 @@ def curves_figure(rows, reference_lines: dict | None = None, title: str | None =
         rows: :func:`run_row` dicts.
         reference_lines: ``{label: top-1 in [0, 1]}`` drawn as dashed horizontal lines.
     """
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    fig = _new_figure((10, 4.2))
     acc_ax, loss_ax = fig.subplots(1, 2)
     drawn = 0
     for k, row in enumerate(rows):
@@ -502,7 +514,8 @@ def curves_figure(rows, reference_lines: dict | None = None, title: str | None =
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     if drawn or reference_lines:
-        acc_ax.legend(fontsize=7, loc="best")
+        handles, labels = acc_ax.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, frameon=False)
     if not drawn:
         acc_ax.text(0.5, 0.5, "no runs yet", transform=acc_ax.transAxes, ha="center", color="0.5")
     if title:
