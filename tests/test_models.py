@@ -98,8 +98,9 @@ def test_vt_resnet18_replaces_stage4_with_two_vt_modules():
         dict(tokenizer="pooling", num_tokens=4),
         dict(num_modules=3, num_heads=2, token_channels=64),
         dict(token_channels=32, use_value_projection=False, dropout=0.2, stochastic_depth=0.8),
+        dict(init="paper", head_norm=None, scale_attention=True, transformer_norm="pre"),
     ],
-    ids=["filter-noproj", "pooling", "3modules-2heads", "no-value-projection"],
+    ids=["filter-noproj", "pooling", "3modules-2heads", "no-value-projection", "paper-init"],
 )
 def test_vt_resnet18_variants_run(options):
     model = create_model("vt_resnet18", width=0.125, **options)
@@ -107,6 +108,18 @@ def test_vt_resnet18_variants_run(options):
     out = model(x, training=True)
     assert out.shape == (2, 10)
     assert count_macs(model).total_params == model.count_params()
+
+
+def test_vt_resnet18_stable_init_starts_residual_branches_at_identity():
+    stable = create_model("vt_resnet18", width=0.125)
+    paper = create_model("vt_resnet18", width=0.125, init="paper")
+    for model, zero in ((stable, True), (paper, False)):
+        f2 = model.get_layer("vt_m1_transformer").f2.numpy()
+        w_v = model.get_layer("vt_m1_projector").w_v.numpy()
+        assert (not f2.any() and not w_v.any()) == zero
+    assert stable.get_layer("head_norm") is not None
+    with pytest.raises(ModelConfigError, match="init='glorot'"):
+        create_model("vt_resnet18", init="glorot")
 
 
 def test_vit_has_64_patch_tokens_and_both_poolings():

@@ -77,6 +77,10 @@ MODELS: dict[str, ModelSpec] = {
                 "use_projector": "project tokens back into the feature map between modules",
                 "use_value_projection": "W_V in tokenizers/projectors; default: when C_T != C",
                 "num_heads": "heads of the token transformer (must divide C_T)",
+                "scale_attention": "divide transformer attention logits by sqrt(C_T/heads) (paper: no)",
+                "transformer_norm": "None (paper), 'pre' or 'post' LayerNorm in the token transformer",
+                "head_norm": "'layer' (default), 'batch' or None: norm of the averaged tokens before the classifier",
+                "init": "'stable' (default: identity residual branches, near-uniform attention) or 'paper' (Glorot)",
                 "stochastic_depth": "survival probability of the last ResNet block (VT modules are not dropped)",
             },
         ),
@@ -156,7 +160,13 @@ def _check_options(name: str, options: dict) -> None:
         elif option == "token_channels" and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 bad(option, "a positive integer or None")
-        elif option in ("use_projector",) and not isinstance(value, bool):
+        elif option == "init" and value not in ("stable", "paper"):
+            bad(option, "'stable' or 'paper'")
+        elif option == "head_norm" and value not in (None, "layer", "batch"):
+            bad(option, "'layer', 'batch' or None")
+        elif option == "transformer_norm" and value not in (None, "pre", "post"):
+            bad(option, "None, 'pre' or 'post'")
+        elif option in ("use_projector", "scale_attention") and not isinstance(value, bool):
             bad(option, "True or False")
         elif option == "use_value_projection" and value not in (None, True, False):
             bad(option, "True, False or None")

@@ -30,7 +30,28 @@ for the arithmetic):
   HW·C² + 2·L·C_T·C + 2·HW·L·C MACs (22.8 M at 224) and 0.59 M parameters.
   ``use_projector=False`` removes the projector between modules too (the second
   module then re-tokenizes the stage-3 map).
-* **L = 16 tokens, 2 modules, one head, no scaling, no norm** (the paper's VT for R18).
+* **L = 16 tokens, 2 modules, one head, no attention scaling, no norm inside the
+  transformer** (the paper's VT for R18).
+
+Trainability (our additions; the paper does not describe its initialisation):
+
+* ``init="stable"`` (default): residual branches start as the identity and attention
+  starts near uniform. The transformer's ``F2`` and the projector's ``W_V`` start
+  at zero (as ResNets zero-initialise the last BN of a block), and the matrices that
+  make attention logits (transformer ``K``, ``Q``; projector ``W_K``; recurrent
+  tokenizer ``W_TR``) start at 0.1 x their Glorot draw. ``init="paper"`` keeps the
+  plain Glorot initialisation of :mod:`vt_edu.layers`.
+* ``head_norm="layer"`` (default): a LayerNorm on the averaged tokens before the
+  classifier (2·C_T parameters, no MACs counted).
+
+Why: the VT stage has no normalisation, its token activations grow from module to
+module (std 0.6 → 4 at initialisation), and its unscaled attention logits saturate.
+With plain Glorot initialisation and no head norm, VT-ResNet-18 (width 1/8, 2,560
+CIFAR-10 images, batch 128) reached a NaN loss within the first epoch under SGD
+(lr 0.05 and 0.01, Nesterov) and its gradients into the CNN trunk were ~10x those of
+ResNet-18; with both defaults it trains without NaN under SGD and Adam (3 epochs,
+Adam 1e-3: 34 % vs 22 % with the paper's initialisation; ResNet-18 of the same width:
+48 %, ResNet stages 1-3 + pooling alone: 29 %).
 
 With these choices, at 224x224 and 1000 classes, VT-ResNet-18 has 1.577 G MACs
 (paper: 1.569 G) and 13.58 M parameters (paper: 11.7 M); the parameter gap is the
@@ -47,6 +68,31 @@ import keras
 from vt_edu.models.resnet import RESNET18_BLOCKS, classifier_head, resnet_trunk
 
 TOKENIZER_CHOICES = ("recurrent", "filter", "pooling")
+INITS = ("stable", "paper")
+HEAD_NORMS = (None, "layer", "batch")
+TRANSFORMER_NORMS = (None, "pre", "post")
+#: init="stable": factor on the Glorot draw of the matrices that make attention logits.
+ATTENTION_INIT_SCALE = 0.1
+
+
+def _stabilise(layer):
+    """``init="stable"``: zero the residual branches' last matrices, shrink attention logits."""
+    from keras import ops
+
+    def scale(variable, factor):
+        if variable is not None:
+            variable.assign(ops.multiply(variable, factor))
+
+    kind = type(layer).__name__
+    if kind == "TokenTransformer":
+        scale(layer.f2, 0.0)
+        scale(layer.k, ATTENTION_INIT_SCALE)
+        scale(layer.q, ATTENTION_INIT_SCALE)
+    elif kind == "Projector":
+        scale(layer.w_v, 0.0)  # without W_V a projector cannot start as the identity
+        scale(layer.w_k, ATTENTION_INIT_SCALE)
+    elif kind == "RecurrentTokenizer":
+        scale(layer.w_tr, ATTENTION_INIT_SCALE)
 
 
 def _vt_layers():
@@ -67,6 +113,10 @@ def build_vt_resnet18(
     use_projector: bool = True,
     use_value_projection: bool | None = None,
     num_heads: int = 1,
+    scale_attention: bool = False,
+    transformer_norm: str | None = None,
+    head_norm: str | None = "layer",
+    init: str = "stable",
     width: float = 1.0,
     stem: str = "cifar",
     dropout: float = 0.0,
@@ -90,12 +140,23 @@ def build_vt_resnet18(
         use_value_projection: ``W_V`` in the tokenizers and projectors; ``None``
             means "when ``C_T != C``" (where it is required).
         num_heads: heads of the token transformer (must divide ``C_T``).
+        scale_attention: divide the transformer's attention logits by ``√(C_T/heads)``
+            (standard transformer; the paper does not scale).
+        transformer_norm: ``None`` (paper), ``"pre"`` or ``"post"`` LayerNorm in the
+            token transformer.
+        head_norm: ``"layer"`` (default), ``"batch"`` or ``None``: normalisation of
+            the averaged tokens before the classifier.
+        init: ``"stable"`` (default) or ``"paper"``; see the module docstring.
         width: channel multiplier of the ResNet part (and of the default ``C_T``).
         stem: ``"cifar"`` or ``"imagenet"`` (see :mod:`vt_edu.models.resnet`).
         dropout: dropout rate before the classifier.
         stochastic_depth: survival probability of the last *ResNet* block (linear
             decay over the 6 blocks of stages 1-3); the VT modules are not dropped.
     """
+    if init not in INITS:
+        raise ValueError(f"vt_resnet18: init must be one of {INITS}, got {init!r}.")
+    if head_norm not in HEAD_NORMS:
+        raise ValueError(f"vt_resnet18: head_norm must be one of {HEAD_NORMS}, got {head_norm!r}.")
     L = _vt_layers()
     inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_trunk(
@@ -121,10 +182,12 @@ def build_vt_resnet18(
         )
 
     tokens = None
+    vt_layers = []
     for m in range(1, num_modules + 1):
         prefix = f"vt_m{m}"
         if tokenizer == "pooling":
             tokens = L.PoolingTokenizer(num_tokens, name=f"{prefix}_tokenizer")(x)
+            vt_layers.append(None)
             if use_value_projection:
                 # The same W_V (C, C_T) as the learned tokenizers, applied to the L
                 # pooled tokens, so the ablation changes only how A is made.
@@ -132,11 +195,13 @@ def build_vt_resnet18(
                     token_channels, use_bias=False, name=f"{prefix}_value"
                 )(tokens)
         elif tokenizer == "recurrent" and m > 1:
-            tokens = L.RecurrentTokenizer(
+            layer = L.RecurrentTokenizer(
                 token_channels,
                 use_value_projection=use_value_projection,
                 name=f"{prefix}_tokenizer",
-            )(x, tokens)
+            )
+            tokens = layer(x, tokens)
+            vt_layers.append(layer)
         else:
             tokens = L.FilterTokenizer(
                 num_tokens,
@@ -144,12 +209,24 @@ def build_vt_resnet18(
                 use_value_projection=use_value_projection,
                 name=f"{prefix}_tokenizer",
             )(x)
-        tokens = L.TokenTransformer(num_heads, name=f"{prefix}_transformer")(tokens)
+        layer = L.TokenTransformer(
+            num_heads, scale_attention=scale_attention, norm=transformer_norm, name=f"{prefix}_transformer"
+        )
+        tokens = layer(tokens)
+        vt_layers.append(layer)
         if use_projector and m < num_modules:
-            x = L.Projector(
-                use_value_projection=use_value_projection, name=f"{prefix}_projector"
-            )(x, tokens)
+            layer = L.Projector(use_value_projection=use_value_projection, name=f"{prefix}_projector")
+            x = layer(x, tokens)
+            vt_layers.append(layer)
+    if init == "stable":
+        for layer in vt_layers:
+            if layer is not None:
+                _stabilise(layer)
 
     pooled = keras.layers.GlobalAveragePooling1D(name="head_pool")(tokens)
+    if head_norm == "layer":
+        pooled = keras.layers.LayerNormalization(epsilon=1e-5, name="head_norm")(pooled)
+    elif head_norm == "batch":
+        pooled = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="head_norm")(pooled)
     outputs = classifier_head(pooled, num_classes, dropout)
     return keras.Model(inputs, outputs, name="vt_resnet18")

@@ -1,0 +1,282 @@
+"""vt_edu.training: schedules, recipes, distillation, pipeline, and train() run folders.
+
+Runs use tiny arrays (40 training images of 32x32) and tiny models so that the whole
+file takes well under a minute on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from vt_edu.training import (
+    ImageBatches,
+    RecipeError,
+    SparseSmoothedCrossEntropy,
+    StepSchedule,
+    TrainingError,
+    WarmupCosineSchedule,
+    WarmupExponentialSchedule,
+    distillation_loss,
+    get_recipe,
+    sample_lr,
+    smoothed_cross_entropy,
+    train,
+)
+from vt_edu.training.augment import rand_augment
+
+CLASSES = [f"c{i}" for i in range(10)]
+
+
+def _arrays(n_train=40, n_test=20, seed=0):
+    rng = np.random.default_rng(seed)
+    y_train, y_test = np.arange(n_train) % 10, np.arange(n_test) % 10
+    # Class-dependent brightness so that there is something to learn.
+    x_train = np.clip(rng.normal(20 * y_train[:, None, None, None] + 30, 30, (n_train, 32, 32, 3)), 0, 255).astype(np.uint8)
+    x_test = np.clip(rng.normal(20 * y_test[:, None, None, None] + 30, 30, (n_test, 32, 32, 3)), 0, 255).astype(np.uint8)
+    return (x_train, y_train), (x_test, y_test), CLASSES
+
+
+DATA = _arrays()
+TINY = dict(model_name="cnn", width=0.25, batch_size=10, data=DATA, verbose=0)
+
+
+# --------------------------------------------------------------------------- schedules
+def test_paper_advanced_warmup_endpoints_and_decay():
+    steps = 8
+    peak = 0.16 * 2048 / 2048
+    schedule = WarmupExponentialSchedule(peak, steps, warmup_epochs=5, start_learning_rate=0.01, decay=0.9875)
+    epochs, lr = sample_lr(schedule, [0, 2.5, 5, 5.5, 6, 10, 25])
+    np.testing.assert_allclose(lr, [0.01, 0.085, 0.16, 0.16, 0.16 * 0.9875, 0.16 * 0.9875**5, 0.16 * 0.9875**20], rtol=1e-6)
+    # Stepped per iteration: half-way through the warm-up in iterations is half-way in lr.
+    assert float(schedule(int(2.5 * steps))) == pytest.approx(0.085, rel=1e-6)
+    assert float(schedule(6 * steps)) == pytest.approx(0.16 * 0.9875, rel=1e-6)
+
+
+def test_paper_advanced_recipe_scales_the_peak_with_the_batch():
+    recipe = get_recipe("paper-advanced")
+    assert recipe.scaled_learning_rate(2048) == pytest.approx(0.16)
+    assert recipe.scaled_learning_rate(256) == pytest.approx(0.02)
+    assert (recipe.label_smoothing, recipe.stochastic_depth, recipe.dropout) == (0.1, 0.9, 0.2)
+    assert recipe.ema_momentum and recipe.augment == "randaugment"
+
+
+def test_step_schedule_divides_by_ten_every_30_epochs():
+    schedule = StepSchedule(0.1, steps_per_epoch=5, step_epochs=30, factor=0.1)
+    _, lr = sample_lr(schedule, [0, 29.9, 30, 59, 60, 89])
+    np.testing.assert_allclose(lr, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-5)
+    assert get_recipe("paper-default").scaled_learning_rate(256) == pytest.approx(0.1)
+
+
+def test_warmup_cosine_endpoints():
+    schedule = WarmupCosineSchedule(0.1, steps_per_epoch=4, total_epochs=11, warmup_epochs=1)
+    _, lr = sample_lr(schedule, [0, 0.5, 1, 6, 11, 12])
+    np.testing.assert_allclose(lr, [0.0, 0.05, 0.1, 0.05, 0.0, 0.0], atol=1e-7)
+
+
+def test_schedules_serialize():
+    for schedule in (
+        StepSchedule(0.1, 3),
+        WarmupExponentialSchedule(0.16, 3),
+        WarmupCosineSchedule(0.1, 3, total_epochs=4),
+    ):
+        config = keras.saving.serialize_keras_object(schedule)
+        clone = keras.saving.deserialize_keras_object(config)
+        assert type(clone) is type(schedule) and clone.get_config() == schedule.get_config()
+        assert float(clone(5)) == pytest.approx(float(schedule(5)))
+
+
+def test_recipes_registry_and_weight_decay_conversion():
+    assert set(get_recipe(n).name for n in ("seed", "paper-default", "paper-advanced", "fast")) == {
+        "seed", "paper-default", "paper-advanced", "fast"}
+    seed = get_recipe("seed")
+    assert (seed.optimizer, seed.learning_rate, seed.batch_size, seed.augment) == ("adam", 1e-3, 256, "none")
+    assert seed.scaled_learning_rate(64) == 1e-3  # Adam is not rescaled
+    assert get_recipe("paper-default").keras_weight_decay() == pytest.approx(4e-4)  # 4e-5 / (1 - 0.9)
+    with pytest.raises(RecipeError, match="choose one of: seed, paper-default, paper-advanced, fast"):
+        get_recipe("sota")
+    with pytest.raises(RecipeError, match="no setting"):
+        get_recipe("seed", lr=0.1)
+
+
+# ------------------------------------------------------------------------ distillation
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def test_distillation_loss_is_the_documented_mix():
+    rng = np.random.default_rng(0)
+    student, teacher = rng.normal(size=(6, 5)) * 2, rng.normal(size=(6, 5)) * 2
+    labels = rng.integers(0, 5, size=6)
+    t = 2.0
+    p_t = np.exp(_log_softmax(teacher / t))
+    kl = (p_t * (_log_softmax(teacher / t) - _log_softmax(student / t))).sum(-1) * t * t
+    ce = -_log_softmax(student)[np.arange(6), labels]
+    expected = 0.8 * kl + 0.2 * ce
+    got = np.asarray(distillation_loss(labels, student.astype("float32"), teacher.astype("float32"), 0.8, t))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # A student equal to its teacher pays only the hard-label part.
+    same = np.asarray(distillation_loss(labels, student.astype("float32"), student.astype("float32")))
+    np.testing.assert_allclose(same, 0.2 * ce, rtol=1e-5)
+
+
+def test_label_smoothing_cross_entropy():
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(size=(4, 10)).astype("float32"), np.array([1, 2, 3, 4])
+    target = np.full((4, 10), 0.1 / 10) + 0.9 * np.eye(10)[labels]
+    expected = -(target * _log_softmax(logits)).sum(-1)
+    np.testing.assert_allclose(np.asarray(smoothed_cross_entropy(labels, logits, 0.1)), expected, rtol=1e-5)
+    loss = SparseSmoothedCrossEntropy(0.1)
+    assert float(loss(labels, logits)) == pytest.approx(expected.mean(), rel=1e-5)
+    assert SparseSmoothedCrossEntropy.from_config(loss.get_config()).label_smoothing == 0.1
+
+
+# ---------------------------------------------------------------------------- pipeline
+def test_image_batches_are_normalised_seeded_and_reshuffled():
+    (x, y), _, _ = DATA
+    kwargs = dict(mean=[0.5] * 3, std=[0.25] * 3, augment="crop_flip", shuffle=True, seed=3)
+    a, b = ImageBatches(x, y, 16, **kwargs), ImageBatches(x, y, 16, **kwargs)
+    xb, yb = a[0]
+    assert xb.dtype == np.float32 and xb.shape == (16, 32, 32, 3) and yb.shape == (16,)
+    np.testing.assert_array_equal(a[1][0], b[1][0])  # same seed → same batch
+    a.set_epoch(1)
+    assert not np.array_equal(a[0][1], b[0][1])  # new epoch → new order
+    assert len(ImageBatches(x, y, 16, drop_remainder=True, **kwargs)) == 2
+    plain = ImageBatches(x, y, 40, mean=[0.5] * 3, std=[0.25] * 3)
+    np.testing.assert_allclose(plain[0][0], (x / 255 - 0.5) / 0.25, rtol=1e-5, atol=1e-5)
+
+
+def test_rand_augment_is_deterministic_uint8():
+    (x, _), _, _ = DATA
+    out1, out2 = rand_augment(x, 7), rand_augment(x, 7)
+    assert out1.dtype == np.uint8 and out1.shape == x.shape
+    np.testing.assert_array_equal(out1, out2)
+    assert not np.array_equal(out1, x)
+
+
+# -------------------------------------------------------------------------- train runs
+def test_train_writes_a_complete_run_folder(tmp_path):
+    result = train(recipe="fast", epochs=2, run_dir=tmp_path / "run", **TINY)
+    run = tmp_path / "run"
+    for name in ("config.json", "history.csv", "metrics.json", "best.weights.h5", "model.keras"):
+        assert (run / name).exists(), name
+    assert not (run / "backup").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("top1", "top5", "train_seconds", "images_per_second", "params", "macs", "hardware",
+                "backend", "versions", "git_commit", "date"):
+        assert key in metrics, key
+    assert metrics["params"] == result.model.count_params() and metrics["epochs_completed"] == 2
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    reloaded = keras.models.load_model(run / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(DATA[1][0], verbose=0), result.model.predict(DATA[1][0], verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    # A finished run is not trained again.
+    again = train(recipe="fast", epochs=2, run_dir=run, **TINY)
+    assert again.model is None and again.metrics == metrics
+    # A different configuration in the same folder is refused.
+    with pytest.raises(TrainingError, match="different settings.*epochs"):
+        train(recipe="fast", epochs=3, run_dir=run, **TINY)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise _Interrupt("simulated crash after epoch 1")
+
+
+class _Probe(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append((epoch, int(np.asarray(self.model.optimizer.iterations))))
+
+
+def test_interrupted_run_resumes_at_epoch_2_with_the_optimizer_state(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        train(recipe="fast", epochs=3, run_dir=run, callbacks=[_InterruptAfterFirstEpoch()], **TINY)
+    assert (run / "backup").exists() and not (run / "metrics.json").exists()
+    probe = _Probe()
+    result = train(recipe="fast", epochs=3, run_dir=run, callbacks=[probe], **TINY)
+    steps_per_epoch = 40 // 10
+    assert probe.seen[0] == (1, steps_per_epoch)  # epoch index 1 = "epoch 2", 4 iterations done
+    assert [e for e, _ in probe.seen] == [1, 2]
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert result.metrics["epochs_completed"] == 3
+
+
+def test_same_seed_gives_the_same_first_epoch_loss(tmp_path):
+    a = train(recipe="seed", epochs=1, run_dir=tmp_path / "a", seed=5, **TINY)
+    b = train(recipe="seed", epochs=1, run_dir=tmp_path / "b", seed=5, **TINY)
+    c = train(recipe="seed", epochs=1, run_dir=tmp_path / "c", seed=6, **TINY)
+    assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-6)
+    assert a.history[0]["loss"] != pytest.approx(c.history[0]["loss"], rel=1e-6)
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+    recipe = get_recipe("fast", learning_rate=1e12, schedule="constant", label_smoothing=0.0)
+    with pytest.raises(TrainingError, match="loss became nan.*epoch 1"):
+        train(recipe=recipe, epochs=2, run_dir=tmp_path / "nan", **TINY)
+    assert not (tmp_path / "nan" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(model_name="resnet50"), "unknown model 'resnet50'"),
+        (dict(recipe="sota"), "unknown recipe 'sota'"),
+        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(epochs=-3), "epochs must be a positive integer"),
+        (dict(batch_size=0), "batch_size must be a positive integer"),
+        (dict(dataset="mnist"), "unknown dataset 'mnist'"),
+        (dict(model_options={"num_tokens": 8}), "has no option 'num_tokens'"),
+        (dict(width=-1.0), "width=-1.0 is invalid"),
+    ],
+)
+def test_bad_options_fail_before_loading_data(kwargs, message, tmp_path, monkeypatch):
+    # No data and no data source: validation must fail before any loading is attempted.
+    monkeypatch.setenv("VT_EDU_DATA", str(tmp_path / "missing"))
+    args = dict(model_name="cnn", epochs=1, run_dir=tmp_path / "r", verbose=0)
+    args.update(kwargs)
+    with pytest.raises(TrainingError, match=message):
+        train(**args)
+    assert not (tmp_path / "r").exists()
+
+
+def test_batch_larger_than_the_data_fails_before_training(tmp_path):
+    with pytest.raises(TrainingError, match="batch_size=64 is larger than the 40 training images"):
+        train(**{**TINY, "batch_size": 64}, epochs=1, run_dir=tmp_path / "r")
+
+
+def test_time_budget_stops_training(tmp_path):
+    result = train(recipe="seed", epochs=5, run_dir=tmp_path / "r", time_budget_minutes=1e-6, **TINY)
+    assert result.metrics["stopped_early"] == "time budget"
+    assert result.metrics["epochs_completed"] == 1
+
+
+def test_advanced_recipe_with_ema_randaugment_and_distillation(tmp_path):
+    teacher = train(recipe="seed", epochs=1, run_dir=tmp_path / "teacher", **TINY)
+    student = train(
+        recipe="paper-advanced", epochs=2, run_dir=tmp_path / "student",
+        teacher=tmp_path / "teacher" / "model.keras", **{**TINY, "model_name": "resnet18", "width": 0.125},
+    )
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["model_options"] == {"dropout": 0.2, "stochastic_depth": 0.9, "width": 0.125}
+    assert student.metrics["distilled_from"].endswith("model.keras")
+    assert all(math.isfinite(row["loss"]) for row in student.history)
+    # At batch 10 the scaled peak (0.16 * 10 / 2048) is below the warm-up start 0.01,
+    # so the start is capped at the peak and the warm-up is flat.
+    peak = 0.16 * 10 / 2048
+    assert student.history[0]["lr"] == pytest.approx(peak, rel=1e-5)
+    assert teacher.metrics["recipe"] == "seed"

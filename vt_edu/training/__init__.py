@@ -1,0 +1,62 @@
+"""Training: recipes, schedules, a NumPy input pipeline, distillation and ``train()``.
+
+>>> from vt_edu.training import train
+>>> result = train("vt_resnet18", "cifar10", recipe="fast", epochs=5, width=0.25)
+>>> result.metrics["top1"], result.run_dir
+
+* :mod:`~vt_edu.training.recipes`: ``seed``, ``paper-default``, ``paper-advanced``, ``fast``.
+* :mod:`~vt_edu.training.schedules`: per-epoch learning-rate schedules (Keras schedules).
+* :mod:`~vt_edu.training.pipeline`: :class:`ImageBatches`, a ``keras.utils.PyDataset``.
+* :mod:`~vt_edu.training.augment`: RandAugment-lite in NumPy.
+* :mod:`~vt_edu.training.distillation`: the 0.8·KD + 0.2·CE loss and :class:`Distiller`.
+* :mod:`~vt_edu.training.loop`: :func:`train` and its run folders.
+* :mod:`~vt_edu.training.compare`: :func:`compare`, several models on the same data.
+
+Names are imported lazily (PEP 562), so ``import vt_edu.training.recipes`` does not
+load Keras: the command line picks the Keras backend after reading its options.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "compare": "compare",
+    "write_report": "compare",
+    "Distiller": "distillation",
+    "SparseSmoothedCrossEntropy": "distillation",
+    "distillation_loss": "distillation",
+    "smoothed_cross_entropy": "distillation",
+    "RunResult": "loop",
+    "TrainingError": "loop",
+    "default_run_dir": "loop",
+    "prepare_data": "loop",
+    "train": "loop",
+    "ImageBatches": "pipeline",
+    "RECIPES": "recipes",
+    "Recipe": "recipes",
+    "RecipeError": "recipes",
+    "get_recipe": "recipes",
+    "list_recipes": "recipes",
+    "ConstantSchedule": "schedules",
+    "EpochSchedule": "schedules",
+    "StepSchedule": "schedules",
+    "WarmupCosineSchedule": "schedules",
+    "WarmupExponentialSchedule": "schedules",
+    "sample_lr": "schedules",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"vt_edu.training.{_EXPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vt_edu.training' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

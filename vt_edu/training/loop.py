@@ -1,0 +1,604 @@
+"""``train()``: one training run of a registry model with a recipe, in a resumable run folder.
+
+A run folder holds everything about one run::
+
+    config.json        every setting of the run (what identifies it)
+    history.csv        one row per completed epoch: lr, train/test loss, top-1, top-5, seconds
+    metrics.json       final test top-1/top-5, time, images/s, params, MACs, provenance
+    best.weights.h5    weights of the epoch with the best test top-1 (EMA weights with EMA)
+    model.keras        the final model (EMA weights with EMA), reloadable with keras.models.load_model
+    backup/            the training state (weights, optimizer, epoch) while a run is unfinished
+
+Interruption loses at most the epoch in progress: Keras' ``BackupAndRestore`` (which
+works on every backend) saves the model and optimizer state at the end of every epoch
+(with a second, previous copy in case the process dies while writing). Re-running the
+same call (or CLI command) restores that state and continues with the next epoch and
+the same optimizer iteration count, learning-rate schedule position, data order and
+augmentation draws. A finished run (``metrics.json`` present) is not retrained: the
+call returns its results. A run folder with a different configuration is refused
+unless ``overwrite=True``.
+
+Note on "best": CIFAR has no separate validation split here, so the per-epoch test
+accuracy both selects and scores ``best.weights.h5``; ``best_top1`` is therefore
+optimistic. ``top1`` (the headline number) is the final model's.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vt_edu.training.recipes import Recipe, RecipeError, get_recipe
+
+__all__ = ["RunResult", "TrainingError", "default_run_dir", "prepare_data", "train"]
+
+HISTORY_FIELDS = (
+    "epoch",
+    "lr",
+    "loss",
+    "accuracy",
+    "top5",
+    "val_loss",
+    "val_accuracy",
+    "val_top5",
+    "train_seconds",
+    "epoch_seconds",
+    "images_per_second",
+)
+DATASETS = ("cifar10", "cifar100")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or cannot go on (bad option, NaN loss, mismatched run folder)."""
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    config: dict
+    metrics: dict
+    history: list = field(default_factory=list)
+    model: object = None  # the trained keras.Model (None when an earlier finished run was returned)
+
+
+# ------------------------------------------------------------------------ validation
+def _positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise TrainingError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _check_arguments(model_name, dataset, recipe, epochs, batch_size, seed, width, max_train_images,
+                     max_test_images, model_options, data, time_budget_minutes):
+    from vt_edu.models.registry import ModelConfigError, _check_options
+
+    try:
+        recipe = get_recipe(recipe)
+    except RecipeError as error:
+        raise TrainingError(str(error)) from None
+    if data is None and dataset not in DATASETS:
+        raise TrainingError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}.")
+    epochs = _positive_int("epochs", recipe.epochs if epochs is None else epochs)
+    batch_size = _positive_int("batch_size", recipe.batch_size if batch_size is None else batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TrainingError(f"seed must be a non-negative integer, got {seed!r}.")
+    max_train_images = _positive_int("max_train_images", max_train_images, allow_none=True)
+    max_test_images = _positive_int("max_test_images", max_test_images, allow_none=True)
+    if time_budget_minutes is not None and not (time_budget_minutes > 0):
+        raise TrainingError(f"time budget must be > 0 minutes, got {time_budget_minutes!r}.")
+    options = _model_options(model_name, recipe, width, model_options)
+    try:
+        _check_options(model_name, options)
+    except ModelConfigError as error:
+        raise TrainingError(str(error)) from None
+    return recipe, epochs, batch_size, max_train_images, max_test_images, options
+
+
+def _model_options(model_name, recipe: Recipe, width, model_options) -> dict:
+    """Model options: the recipe's regularisers where the model has them, then ``width``,
+    then explicit ``model_options`` (which win)."""
+    from vt_edu.models.registry import ModelConfigError, model_options as defaults_of
+
+    try:
+        supported = defaults_of(model_name)
+    except ModelConfigError as error:
+        raise TrainingError(str(error)) from None
+    options = {}
+    if recipe.dropout is not None and "dropout" in supported:
+        options["dropout"] = recipe.dropout
+    if recipe.stochastic_depth is not None and "stochastic_depth" in supported:
+        options["stochastic_depth"] = recipe.stochastic_depth
+    if width is not None:
+        options["width"] = width
+    options.update(model_options or {})
+    return options
+
+
+# ------------------------------------------------------------------------------ data
+def _fingerprint(*arrays) -> str:
+    digest = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(str((a.shape, a.dtype.str)).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _subset(x, y, limit, seed, what):
+    if limit is None or limit >= len(x):
+        return x, y
+    from vt_edu.data import balanced_subset
+
+    classes = len(np.unique(y))
+    per_class = limit // classes
+    if per_class < 1:
+        raise TrainingError(f"{what}={limit} is fewer than the {classes} classes; use at least {classes}.")
+    try:
+        return balanced_subset(x, y, per_class, seed=seed)
+    except ValueError:  # some class is short: fall back to the first images
+        return x[:limit], y[:limit]
+
+
+def prepare_data(dataset="cifar10", data=None, source=None, max_train_images=None, max_test_images=None,
+                 seed=0, progress=True):
+    """Load (or take) the arrays, apply the image limits, and describe them.
+
+    Args:
+        data: ``((x_train, y_train), (x_test, y_test), class_names)`` to use instead
+            of :func:`vt_edu.data.load_cifar` (a hook for tests and notebooks).
+        max_train_images, max_test_images: class-balanced random subsets
+            (``n // classes`` images per class, drawn with ``seed``).
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test), class_names, description)``.
+    """
+    if data is None:
+        from vt_edu.data import load_cifar
+
+        data = load_cifar(dataset, source=source, progress=progress)
+    (x_train, y_train), (x_test, y_test), class_names = data
+    y_train, y_test = np.asarray(y_train).reshape(-1), np.asarray(y_test).reshape(-1)
+    x_train, y_train = _subset(x_train, y_train, max_train_images, seed, "max_train_images")
+    x_test, y_test = _subset(x_test, y_test, max_test_images, seed, "max_test_images")
+    description = {
+        "train_images": int(len(x_train)),
+        "test_images": int(len(x_test)),
+        "image_shape": [int(d) for d in x_train.shape[1:]],
+        "num_classes": int(len(class_names)),
+        "fingerprint": _fingerprint(x_train, y_train, x_test, y_test),
+    }
+    return (x_train, y_train), (x_test, y_test), list(class_names), description
+
+
+# ----------------------------------------------------------------------- run folders
+def default_run_dir(model_name, dataset, recipe_name, epochs, seed, width=None) -> Path:
+    """``runs/<model>[-w<width>]-<dataset>-<recipe>-e<epochs>-s<seed>``."""
+    w = f"-w{width:g}" if width is not None else ""
+    return Path("runs") / f"{model_name}{w}-{dataset}-{recipe_name}-e{epochs}-s{seed}"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_history(path: Path) -> list:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")} for row in rows]
+
+
+def _write_history(path: Path, rows: list) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
+    os.replace(tmp, path)
+
+
+def _config_differences(old: dict, new: dict) -> list:
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+# ------------------------------------------------------------------------- callbacks
+def _callbacks_module():
+    import keras
+
+    class EpochSetter(keras.callbacks.Callback):
+        """Tell the training batches which epoch is starting (order and augmentation)."""
+
+        def __init__(self, dataset):
+            super().__init__()
+            self.dataset = dataset
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.dataset.set_epoch(epoch)
+
+    class NanGuard(keras.callbacks.TerminateOnNaN):
+        """``TerminateOnNaN`` that raises a clear :class:`TrainingError` right away, so
+        the NaN weights never reach the backup or the checkpoints."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise TrainingError(
+                    f"the loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                    "training stopped. Lower the learning rate (or use a recipe with warm-up); "
+                    "re-running continues from the last completed epoch."
+                )
+
+    class RunLogger(keras.callbacks.Callback):
+        """Times epochs, appends rows to history.csv, keeps best.weights.h5, and stops
+        on the time budget."""
+
+        def __init__(self, run_dir, student, train_images, budget_seconds=None):
+            super().__init__()
+            self.run_dir = Path(run_dir)
+            self.student = student
+            self.train_images = train_images
+            self.budget_seconds = budget_seconds
+            self.rows = []
+            self.best = -math.inf
+            self.stopped_by_budget = False
+            self.first_epoch = None
+
+        def on_train_begin(self, logs=None):
+            start = int(getattr(self.model, "_initial_epoch", None) or 0)
+            self.first_epoch = start
+            # Rows of epochs that the restored state has not completed are dropped.
+            self.rows = [r for r in _read_history(self.run_dir / "history.csv") if r["epoch"] <= start]
+            self.best = max((r.get("val_accuracy", -math.inf) for r in self.rows), default=-math.inf)
+            self.spent = sum(r.get("train_seconds", 0.0) for r in self.rows)
+            self.session_start = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+            self.train_seconds = None
+
+        def on_test_begin(self, logs=None):
+            if getattr(self, "train_seconds", 0) is None:
+                self.train_seconds = time.perf_counter() - self.t0
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.budget_seconds is None:
+                return
+            elapsed = self.spent + (time.perf_counter() - self.t0)
+            if elapsed >= self.budget_seconds:
+                self.model.stop_training = True
+                self.stopped_by_budget = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            total = time.perf_counter() - self.t0
+            train_seconds = self.train_seconds if self.train_seconds is not None else total
+            self.spent += train_seconds
+            optimizer = self.model.optimizer
+            row = {
+                "epoch": epoch + 1,
+                "lr": float(np.asarray(optimizer.learning_rate)),
+                **{k: float(v) for k, v in logs.items() if k in HISTORY_FIELDS},
+                "train_seconds": round(train_seconds, 3),
+                "epoch_seconds": round(total, 3),
+                "images_per_second": round(self.train_images / max(train_seconds, 1e-9), 1),
+            }
+            self.rows = [r for r in self.rows if r["epoch"] < epoch + 1] + [row]
+            _write_history(self.run_dir / "history.csv", self.rows)
+            accuracy = logs.get("val_accuracy")
+            if accuracy is not None and accuracy > self.best:
+                self.best = float(accuracy)
+                tmp = self.run_dir / "best.tmp.weights.h5"
+                self.student.save_weights(tmp)
+                os.replace(tmp, self.run_dir / "best.weights.h5")
+
+    return EpochSetter, NanGuard, RunLogger
+
+
+# ----------------------------------------------------------------------------- train
+def _make_optimizer(recipe: Recipe, batch_size: int, steps_per_epoch: int, epochs: int):
+    import keras
+
+    from vt_edu.training import schedules
+
+    lr = recipe.scaled_learning_rate(batch_size)
+    opts = recipe.schedule_options
+    if recipe.schedule == "constant":
+        schedule = schedules.ConstantSchedule(lr, steps_per_epoch)
+    elif recipe.schedule == "step":
+        schedule = schedules.StepSchedule(lr, steps_per_epoch, **opts)
+    elif recipe.schedule == "warmup_exponential":
+        opts = dict(opts)
+        # The warm-up never starts above its peak (small batches scale the peak down).
+        opts["start_learning_rate"] = min(opts.get("start_learning_rate", 0.01), lr)
+        schedule = schedules.WarmupExponentialSchedule(lr, steps_per_epoch, **opts)
+    elif recipe.schedule == "warmup_cosine":
+        schedule = schedules.WarmupCosineSchedule(lr, steps_per_epoch, total_epochs=epochs, **opts)
+    else:
+        raise TrainingError(f"recipe {recipe.name!r}: unknown schedule {recipe.schedule!r}.")
+    extra = {"global_clipnorm": recipe.clip_norm}
+    if recipe.ema_momentum:
+        extra.update(use_ema=True, ema_momentum=recipe.ema_momentum)
+    if recipe.optimizer == "adam":
+        return keras.optimizers.Adam(schedule, weight_decay=recipe.keras_weight_decay(), **extra), schedule
+    if recipe.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            schedule, momentum=recipe.momentum, nesterov=recipe.nesterov,
+            weight_decay=recipe.keras_weight_decay(), **extra,
+        ), schedule
+    raise TrainingError(f"recipe {recipe.name!r}: unknown optimizer {recipe.optimizer!r}.")
+
+
+def _load_teacher(teacher):
+    import keras
+
+    if teacher is None or isinstance(teacher, keras.Model):
+        return teacher
+    path = Path(teacher)
+    if not path.exists():
+        raise TrainingError(f"teacher model {str(path)!r} does not exist (a .keras file is expected).")
+    return keras.models.load_model(path, compile=False)
+
+
+def train(
+    model_name: str,
+    dataset: str = "cifar10",
+    recipe="seed",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    run_dir=None,
+    seed: int = 0,
+    width: float | None = None,
+    max_train_images: int | None = None,
+    max_test_images: int | None = None,
+    model_options: dict | None = None,
+    data=None,
+    source=None,
+    teacher=None,
+    mixed_precision: bool | None = None,
+    jit_compile=None,
+    time_budget_minutes: float | None = None,
+    overwrite: bool = False,
+    verbose="auto",
+    callbacks=(),
+    workers: int = 1,
+) -> RunResult:
+    """Train a registry model with a recipe and write a run folder (see the module doc).
+
+    Args:
+        model_name: a :func:`vt_edu.models.create_model` name (``cnn``, ``resnet18``,
+            ``vt_resnet18``, ``vit``).
+        dataset: ``cifar10`` or ``cifar100`` (read with :func:`vt_edu.data.load_cifar`;
+            ``VT_EDU_DATA`` or ``source`` say where from).
+        recipe: a recipe name of :data:`vt_edu.training.RECIPES` or a :class:`Recipe`.
+        epochs: epochs to train (default: the recipe's).
+        batch_size: default the recipe's; learning rates scale with it.
+        run_dir: the run folder (default :func:`default_run_dir`).
+        seed: seeds weights, data order, augmentation and dropout; the same seed on
+            the same machine and backend gives the same run.
+        width: the model's width multiplier.
+        max_train_images, max_test_images: class-balanced subsets for quick runs.
+        model_options: further :func:`create_model` options (e.g. ``num_tokens``).
+        data: arrays ``((x_train, y_train), (x_test, y_test), class_names)`` to use
+            instead of loading ``dataset`` (which then only labels the run).
+        source: a data source path for :func:`vt_edu.data.load_cifar`.
+        teacher: a ``.keras`` path or ``keras.Model`` to distil from (recipe's
+            ``distillation_alpha`` and ``distillation_temperature``).
+        mixed_precision: ``mixed_float16`` compute; default on with a GPU.
+        jit_compile: XLA compilation; default ``True`` with a GPU; on a CPU ``"auto"``
+            with JAX and ``False`` otherwise (TensorFlow's XLA is slower on CPU).
+        time_budget_minutes: stop training once this much training time is spent
+            (checked after every batch; the started epoch is then validated and
+            counted).
+        overwrite: delete a run folder with a different configuration instead of refusing.
+        verbose: Keras' ``fit`` verbosity (``"auto"``, 0, 1, 2).
+        callbacks: extra Keras callbacks (run after the backup, so an exception
+            raised by one leaves a resumable run).
+        workers: threads preparing batches (``PyDataset`` workers).
+
+    Returns:
+        :class:`RunResult` with ``metrics`` (what ``metrics.json`` holds), ``history``
+        (the rows of ``history.csv``) and the trained ``model``.
+
+    Raises:
+        TrainingError: bad options (before any data are loaded), a batch larger than
+            the training set, a run folder with a different configuration, a NaN loss.
+        vt_edu.data.DataError: the data cannot be loaded.
+    """
+    import keras
+
+    from vt_edu.config import gpu_available
+    from vt_edu.flops import count_macs
+    from vt_edu.models import create_model
+    from vt_edu.training import provenance
+    from vt_edu.training.distillation import Distiller, SparseSmoothedCrossEntropy
+    from vt_edu.training.pipeline import ImageBatches
+
+    recipe, epochs, batch_size, max_train_images, max_test_images, options = _check_arguments(
+        model_name, dataset, recipe, epochs, batch_size, seed, width, max_train_images, max_test_images,
+        model_options, data, time_budget_minutes,
+    )
+    workers = _positive_int("workers", workers)
+    teacher_model = _load_teacher(teacher)
+    gpu = gpu_available()
+    mixed_precision = gpu if mixed_precision is None else bool(mixed_precision)
+    if jit_compile is None:
+        # XLA pays off on a GPU. On a CPU, TensorFlow runs these models 1.2-2x slower
+        # with XLA (and compiles for tens of seconds); JAX always compiles ("auto").
+        jit_compile = True if gpu else ("auto" if keras.backend.backend() == "jax" else False)
+
+    (x_train, y_train), (x_test, y_test), class_names, described = prepare_data(
+        dataset, data, source, max_train_images, max_test_images, seed, progress=verbose != 0
+    )
+    if batch_size > len(x_train):
+        raise TrainingError(
+            f"batch_size={batch_size} is larger than the {len(x_train)} training images; "
+            "lower --batch-size or use more images."
+        )
+    dataset_name = str(dataset)  # with `data`, a label for the arrays (the fingerprint identifies them)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(
+        model_name, dataset_name, recipe.name, epochs, seed, width
+    )
+    config = {
+        "model": model_name,
+        "model_options": options,
+        "dataset": dataset_name,
+        "data": described,
+        "recipe": recipe.to_dict(),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": recipe.scaled_learning_rate(batch_size),
+        "seed": int(seed),
+        "max_train_images": max_train_images,
+        "max_test_images": max_test_images,
+        "teacher": None if teacher is None else (str(teacher) if not isinstance(teacher, keras.Model) else teacher.name),
+        "time_budget_minutes": time_budget_minutes,
+        "mixed_precision": mixed_precision,
+        "jit_compile": jit_compile,
+        "backend": keras.backend.backend(),
+    }
+    config = json.loads(json.dumps(config))  # normalise tuples etc. for comparison
+
+    # -- the run folder: new, resumable, finished, or someone else's
+    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    if config_path.exists():
+        old = json.loads(config_path.read_text())
+        differences = _config_differences(old, config)
+        if differences and not overwrite:
+            raise TrainingError(
+                f"run folder {str(run_dir)!r} holds a run with different settings "
+                f"({', '.join(differences)}); use another run folder or overwrite=True (--overwrite)."
+            )
+        if differences:
+            shutil.rmtree(run_dir)
+        elif metrics_path.exists():
+            return RunResult(run_dir, old, json.loads(metrics_path.read_text()), _read_history(run_dir / "history.csv"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(config_path, json.dumps(config, indent=2) + "\n")
+
+    # -- model, optimizer, data
+    keras.utils.set_random_seed(int(seed))
+    previous_policy = keras.config.dtype_policy()
+    try:
+        if mixed_precision:
+            keras.config.set_dtype_policy("mixed_float16")
+        student = create_model(model_name, num_classes=len(class_names), input_shape=tuple(x_train.shape[1:]), **options)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    table = count_macs(student)
+
+    from vt_edu.data import channel_stats
+
+    mean, std = channel_stats(x_train)
+    train_batches = ImageBatches(
+        x_train, y_train, batch_size, mean, std, augment=recipe.augment, shuffle=True, seed=int(seed),
+        drop_remainder=True, randaugment_ops=recipe.randaugment_ops,
+        randaugment_magnitude=recipe.randaugment_magnitude, workers=workers,
+    )
+    test_batches = ImageBatches(x_test, y_test, min(max(batch_size, 256), len(x_test)), mean, std, workers=workers)
+    optimizer, _ = _make_optimizer(recipe, batch_size, len(train_batches), epochs)
+
+    model = student
+    if teacher_model is not None:
+        model = Distiller(
+            student, teacher_model, recipe.distillation_alpha, recipe.distillation_temperature,
+            recipe.label_smoothing,
+        )
+        model(train_batches[0][0][:1])  # build
+    k = min(5, len(class_names))
+    model.compile(
+        optimizer=optimizer,
+        loss=SparseSmoothedCrossEntropy(recipe.label_smoothing),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=k, name="top5"),
+        ],
+        jit_compile=jit_compile,
+    )
+
+    EpochSetter, NanGuard, RunLogger = _callbacks_module()
+    logger = RunLogger(
+        run_dir, student, train_batches.num_images,
+        None if time_budget_minutes is None else 60.0 * time_budget_minutes,
+    )
+    callback_list = [
+        EpochSetter(train_batches),
+        NanGuard(),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
+    ]
+    if recipe.ema_momentum:
+        # Validate and checkpoint with the EMA weights; the backup keeps the raw ones.
+        callback_list.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callback_list.append(logger)
+    callback_list.extend(callbacks)
+
+    model.fit(
+        train_batches,
+        epochs=epochs,
+        validation_data=test_batches,
+        callbacks=callback_list,
+        verbose=verbose,
+    )
+
+    # -- final evaluation and files
+    final = model.evaluate(test_batches, verbose=0, return_dict=True)
+    history = _read_history(run_dir / "history.csv")
+    if not history:
+        raise TrainingError("no epoch was completed.")
+    best = max(history, key=lambda r: r.get("val_accuracy", -1))
+    train_seconds = sum(r["train_seconds"] for r in history)
+    epochs_done = history[-1]["epoch"]
+    student.save(run_dir / "model.keras")
+    metrics = {
+        "model": model_name,
+        "dataset": dataset_name,
+        "recipe": recipe.name,
+        "epochs_requested": epochs,
+        "epochs_completed": epochs_done,
+        "stopped_early": "time budget" if logger.stopped_by_budget else None,
+        "top1": float(final["accuracy"]),
+        "top5": float(final["top5"]),
+        "test_loss": float(final["loss"]),
+        "best_top1": float(best.get("val_accuracy", float("nan"))),
+        "best_epoch": int(best["epoch"]),
+        "train_seconds": round(train_seconds, 2),
+        "wall_seconds": round(sum(r["epoch_seconds"] for r in history), 2),
+        "images_per_second": round(train_batches.num_images * len(history) / max(train_seconds, 1e-9), 1),
+        "train_images": described["train_images"],
+        "test_images": described["test_images"],
+        "batch_size": batch_size,
+        "params": table.total_params,
+        "trainable_params": table.trainable_params,
+        "macs": table.total_macs,
+        "mixed_precision": mixed_precision,
+        "jit_compile": jit_compile,
+        "distilled_from": config["teacher"],
+        **provenance.provenance(),
+    }
+    _atomic_write(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    return RunResult(run_dir, config, metrics, history, student)
