@@ -66,3 +66,25 @@ def test_demo_model_trains_once_then_loads_from_the_cache(tiny_cifar, monkeypatc
     assert len(calls) == 1 and "trained earlier" in again.origin
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(again.model(x)), np.asarray(demo.model(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_stale_cached_weights_are_retrained_but_stale_committed_weights_fail(monkeypatch, tmp_path):
+    """Weights saved by another model definition: the cache is rebuilt, a committed file is a bug."""
+    from vt_edu.config import cache_dir
+
+    other = create_model("vt_resnet18", num_classes=10, width=0.125)  # not MODEL_OPTIONS' width
+    meta = {"model_options": pretrained.MODEL_OPTIONS, "class_names": list("abcdefghij"), "mean": [0.5] * 3,
+            "std": [0.2] * 3, "test_accuracy": 0.5,
+            "trained": {"train_images": 1, "epochs": 1, "recipe": "fast", "hardware": "test"}}
+    for folder in (cache_dir() / "demo", tmp_path / "committed"):
+        folder.mkdir(parents=True)
+        other.save_weights(folder / f"{pretrained.NAME}.weights.h5")
+        (folder / f"{pretrained.NAME}.json").write_text(json.dumps(meta))
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "none")
+    with pytest.raises(FileNotFoundError):  # the stale cache counts as no weights
+        pretrained.load_demo_model(train_if_missing=False)
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "committed")
+    with pytest.raises(ValueError):
+        pretrained.load_demo_model(train_if_missing=False)

@@ -53,7 +53,12 @@ def _files(folder: Path) -> tuple[Path, Path]:
     return folder / f"{NAME}.weights.h5", folder / f"{NAME}.json"
 
 
-def _load(folder: Path, origin: str) -> DemoModel | None:
+def _load(folder: Path, origin: str, stale_ok: bool = False) -> DemoModel | None:
+    """The demo model saved in ``folder``, or None if there is none.
+
+    With ``stale_ok``, weights saved by an older model definition (they no longer fit)
+    count as none, so they are retrained; otherwise that is an error.
+    """
     weights, meta_path = _files(folder)
     if not (weights.is_file() and meta_path.is_file()):
         return None
@@ -61,7 +66,13 @@ def _load(folder: Path, origin: str) -> DemoModel | None:
 
     meta = json.loads(meta_path.read_text())
     model = create_model("vt_resnet18", num_classes=len(meta["class_names"]), **meta["model_options"])
-    model.load_weights(weights)
+    try:
+        model.load_weights(weights)
+    except ValueError:
+        if not stale_ok:
+            raise
+        print(f"The demo weights in {folder} were saved by an older vt_resnet18; retraining.")
+        return None
     trained = meta["trained"]
     return DemoModel(
         model,
@@ -148,11 +159,11 @@ def load_demo_model(train_if_missing: bool = True) -> DemoModel:
     Returns:
         :class:`DemoModel`.
     """
-    for folder, origin in ((WEIGHTS_DIR, "weights committed with vt_edu"),
-                           (cache_dir() / "demo", "weights trained earlier on this machine")):
-        demo = _load(folder, origin)
-        if demo is not None:
-            return demo
+    demo = _load(WEIGHTS_DIR, "weights committed with vt_edu") or _load(
+        cache_dir() / "demo", "weights trained earlier on this machine", stale_ok=True
+    )
+    if demo is not None:
+        return demo
     if not train_if_missing:
         raise FileNotFoundError(f"no demo weights in {WEIGHTS_DIR} or {cache_dir() / 'demo'}")
     print("No trained demo model yet: training one now (once; later chapters reuse it).")
