@@ -256,7 +256,9 @@ def test_read_recorded_runs_from_run_folders_json_and_csv(tmp_path):
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "config.json").write_text(json.dumps({"model_options": {"num_tokens": 8, "width": 0.25}}))
     (folder / "history.csv").write_text("epoch,val_accuracy,val_loss\n1,0.4,1.7\n2,0.5,1.5\n")
-    (tmp_path / "summary.json").write_text(json.dumps({"runs": [{"model": "cnn", "top1": 0.3}]}))
+    summary = [{"model": "cnn", "top1": 0.3}, {**metrics, "config": {"model_options": {"num_tokens": 8, "width": 0.25}}},
+               {"model": "vit", "top1": None}]
+    (tmp_path / "summary.json").write_text(json.dumps({"runs": summary}))  # repeats the run folder's run
     (tmp_path / "table.csv").write_text("model,top1,params\nvit,0.25,200000\n")
     rows = read_recorded_runs(tmp_path)
     assert [r["model"] for r in rows] == ["vt_resnet18", "cnn", "vit"]

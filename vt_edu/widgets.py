@@ -544,12 +544,26 @@ def read_recorded_runs(root) -> list:
     A recorded run is a run folder of :func:`vt_edu.training.train` (``metrics.json``,
     with ``config.json`` and ``history.csv`` beside it where present); any other JSON
     file holding a metrics dict (with ``top1``) or a list of them, or a CSV file with
-    a ``top1`` column, adds its rows too. Returns ``[]`` if ``root`` does not exist.
+    a ``top1`` column, adds its rows too; a row that repeats one already read (same
+    model, options, data, recipe, epochs and top-1) is left out, and so is a row
+    without a numeric top-1. Returns ``[]`` if ``root`` does not exist.
     """
     root = Path(root)
     if not root.is_dir():
         return []
     rows, seen = [], set()
+
+    def add(row) -> None:
+        # Summary files often repeat the runs of the run folders: keep the first copy.
+        top1 = row.get("top1")
+        if isinstance(top1, bool) or not isinstance(top1, (int, float)) or math.isnan(top1):
+            return
+        key = (row["model"], row["options"], row["dataset"], row["recipe"], row["epochs"], round(float(top1), 6))
+        if key not in keys:
+            keys.add(key)
+            rows.append(row)
+
+    keys: set = set()
     for metrics_path in sorted(root.rglob("metrics.json")):
         folder = metrics_path.parent
         try:
@@ -559,7 +573,7 @@ def read_recorded_runs(root) -> list:
         except (OSError, ValueError):
             continue
         if isinstance(metrics, dict) and "top1" in metrics:
-            rows.append(run_row(metrics, config, history, source=str(folder.relative_to(root))))
+            add(run_row(metrics, config, history, source=str(folder.relative_to(root))))
             seen.update({metrics_path, folder / "config.json", folder / "history.csv"})
     for path in sorted(root.rglob("*.json")):
         if path in seen or path.name == "config.json":
@@ -572,7 +586,7 @@ def read_recorded_runs(root) -> list:
         items = [items] if isinstance(items, dict) else items
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and "top1" in item:
-                rows.append(run_row(item, item.get("config"), item.get("history"), source=str(path.relative_to(root))))
+                add(run_row(item, item.get("config"), item.get("history"), source=str(path.relative_to(root))))
     for path in sorted(root.rglob("*.csv")):
         if path in seen or path.name == "history.csv":
             continue
@@ -580,7 +594,9 @@ def read_recorded_runs(root) -> list:
             items = _read_csv_rows(path)
         except (OSError, ValueError, csv.Error):
             continue
-        rows.extend(run_row(item, source=str(path.relative_to(root))) for item in items if "top1" in item)
+        for item in items:
+            if "top1" in item:
+                add(run_row(item, source=str(path.relative_to(root))))
     return rows
 
 
