@@ -260,6 +260,10 @@ def test_read_recorded_runs_from_run_folders_json_and_csv(tmp_path):
                {"model": "vit", "top1": None}]
     (tmp_path / "summary.json").write_text(json.dumps({"runs": summary}))  # repeats the run folder's run
     (tmp_path / "table.csv").write_text("model,top1,params\nvit,0.25,200000\n")
+    # compare.csv of vt_edu.training.compare repeats the run folder's run without its options.
+    (folder.parent / "compare.csv").write_text(
+        "model,params,macs,top1,top5,epochs_completed,train_seconds\nvt_resnet18,790000,37000000.0,0.5,0.9,2,12.5\n"
+    )
     rows = read_recorded_runs(tmp_path)
     assert [r["model"] for r in rows] == ["vt_resnet18", "cnn", "vit"]
     vt = rows[0]

@@ -544,9 +544,11 @@ def read_recorded_runs(root) -> list:
     A recorded run is a run folder of :func:`vt_edu.training.train` (``metrics.json``,
     with ``config.json`` and ``history.csv`` beside it where present); any other JSON
     file holding a metrics dict (with ``top1``) or a list of them, or a CSV file with
-    a ``top1`` column, adds its rows too; a row that repeats one already read (same
-    model, options, data, recipe, epochs and top-1) is left out, and so is a row
-    without a numeric top-1. Returns ``[]`` if ``root`` does not exist.
+    a ``top1`` column, adds its rows too (such as the ``compare.csv`` of
+    :func:`vt_edu.training.compare`). A row that repeats one already read (same model,
+    epochs, top-1 and training time, as a summary file repeats its run folders) is left
+    out, and so is a row without a numeric top-1. Returns ``[]`` if ``root`` does not
+    exist.
     """
     root = Path(root)
     if not root.is_dir():
@@ -558,7 +560,9 @@ def read_recorded_runs(root) -> list:
         top1 = row.get("top1")
         if isinstance(top1, bool) or not isinstance(top1, (int, float)) or math.isnan(top1):
             return
-        key = (row["model"], row["options"], row["dataset"], row["recipe"], row["epochs"], round(float(top1), 6))
+        seconds = row.get("train_seconds")
+        seconds = round(float(seconds), 1) if isinstance(seconds, (int, float)) else None
+        key = (row["model"], row["epochs"], round(float(top1), 6), seconds)
         if key not in keys:
             keys.add(key)
             rows.append(row)
