@@ -12,8 +12,9 @@
                    :mod:`vt_edu.training.augment`), stochastic depth (survival 0.9),
                    dropout 0.2, weight EMA, optional distillation (0.8 KD + 0.2 CE).
 ``fast``           our choice for the most accuracy per CPU-minute on CIFAR: SGD
-                   Nesterov 0.9, batch 128, peak lr 0.1 with 1 warm-up epoch and a cosine
-                   to 0 at the last epoch, label smoothing 0.1, weight decay 5e-4,
+                   Nesterov 0.9, batch 128, peak lr 0.05 at batch 128 (0.1 at 256) after
+                   1 warm-up epoch, then a cosine to 0 at the last epoch, label
+                   smoothing 0.1, weight decay 5e-4,
                    pad-crop-flip. A cosine that ends exactly at the last epoch gets the
                    most out of a fixed budget of epochs; warm-up keeps BN networks stable
                    at the high initial rate; light smoothing helps short runs.
@@ -141,7 +142,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             name="fast",
-            description="SGD Nesterov, batch 128, lr 0.1 warm-up 1 epoch + cosine, smoothing 0.1, wd 5e-4, crop+flip",
+            description="SGD Nesterov, batch 128, lr 0.05 @128 after 1 warm-up epoch, cosine to 0, smoothing 0.1, wd 5e-4, crop+flip",
             optimizer="sgd",
             learning_rate=0.05,
             reference_batch=128,
