@@ -280,3 +280,13 @@ def test_advanced_recipe_with_ema_randaugment_and_distillation(tmp_path):
     peak = 0.16 * 10 / 2048
     assert student.history[0]["lr"] == pytest.approx(peak, rel=1e-5)
     assert teacher.metrics["recipe"] == "seed"
+
+
+def test_mixed_precision_option_keeps_float32_logits(tmp_path):
+    default = json.loads(json.dumps(train(recipe="seed", epochs=1, run_dir=tmp_path / "fp32", **TINY).config))
+    assert default["mixed_precision"] is False and default["jit_compile"] in (False, "auto")  # CPU defaults
+    result = train(recipe="seed", epochs=1, run_dir=tmp_path / "mp", mixed_precision=True, **TINY)
+    assert result.model.get_layer("block1_conv").compute_dtype == "float16"
+    assert result.model.output.dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert math.isfinite(result.history[0]["loss"])
