@@ -281,3 +281,16 @@ def test_run_row_formats_missing_values():
     assert row["top5"] is None and row["history"] == []
     assert "–" in runs_table_html([row])
     assert "No runs" in runs_table_html([])
+
+
+def test_run_folders_depend_on_settings_and_on_the_code(tmp_path, monkeypatch):
+    import vt_edu.widgets as module
+
+    panel = ExperimentPanel(run_root=tmp_path, model="cnn")
+    first = panel._run_dir(panel.settings())
+    assert first.parent == tmp_path and first == panel._run_dir(panel.settings())
+    panel.set(epochs=panel.epochs.value + 1)
+    assert panel._run_dir(panel.settings()) != first
+    panel.set(epochs=panel.epochs.value - 1)
+    monkeypatch.setattr(module, "_code_fingerprint", lambda: "changed-code")
+    assert panel._run_dir(panel.settings()) != first  # a cached run of older code is not reused

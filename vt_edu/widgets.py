@@ -31,6 +31,7 @@ formula.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import html
 import io
@@ -106,6 +107,18 @@ def _one_line(error, limit: int = 300) -> str:
         return text
     cut = text.rfind(". ", 0, limit)
     return text[: cut + 1] if cut > 40 else text[: limit - 1] + "…"
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """A digest of the package's source, so that a cached run of an older model or
+    training code is not mistaken for a run of the current one."""
+    digest = hashlib.sha1()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _describe(**values) -> str:
@@ -644,8 +657,9 @@ class ExperimentPanel:
 
     Args:
         run_root: folder for the run folders (default ``<cache>/runs/experiment_panel``,
-            see :func:`vt_edu.config.cache_dir`). A run with the same settings is not
-            trained twice: :func:`~vt_edu.training.train` returns the finished run.
+            see :func:`vt_edu.config.cache_dir`). A run with the same settings (and
+            the same vt_edu source code) is not trained twice:
+            :func:`~vt_edu.training.train` returns the finished run.
         data: instead of loading CIFAR, a dict ``{dataset: arrays}`` or a callable
             ``dataset -> arrays`` giving ``((x_train, y_train), (x_test, y_test), names)``.
         seed: the runs' seed.
@@ -808,7 +822,8 @@ class ExperimentPanel:
 
     # -- training
     def _run_dir(self, settings: dict) -> Path:
-        key = json.dumps({**settings, "seed": self.seed, "data_hook": self.data is not None}, sort_keys=True)
+        key = json.dumps({**settings, "seed": self.seed, "data_hook": self.data is not None,
+                          "code": _code_fingerprint()}, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:8]
         s = settings
         return self.run_root / f"{s['model']}-{s['dataset']}-{s['recipe']}-e{s['epochs']}-b{s['batch_size']}-{digest}"
