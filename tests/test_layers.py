@@ -446,3 +446,29 @@ def test_docstrings_follow_keras_style(cls):
     doc = cls.__doc__
     for section in ("Args:", "Call arguments:", "Returns:", "(B, "):
         assert section in doc, f"{cls.__name__} docstring lacks {section!r}"
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_weights_of_one_layer_start_independent(seed):
+    """One shared Keras initializer instance would start K = Q = F1 = F2 and W_K = W_V."""
+    init = keras.initializers.GlorotUniform(seed=seed)
+    transformer = TokenTransformer(kernel_initializer=init, use_value_projection=True)
+    transformer.build((None, 16, 32))
+    projector = Projector(use_value_projection=True, kernel_initializer=init)
+    projector.build((None, 4, 4, 32), (None, 16, 32))
+    tokenizer = FilterTokenizer(16, token_channels=32, use_value_projection=True, kernel_initializer=init)
+    tokenizer.build((None, 4, 4, 32))
+    layers = [
+        [transformer.k, transformer.q, transformer.f1, transformer.f2, transformer.w_v],
+        [projector.w_q, projector.w_k, projector.w_v],
+        [tokenizer.w_a[:, :16], tokenizer.w_v[:, :16]],
+    ]
+    for weights in layers:  # within one layer, no two weights start equal
+        arrays = [keras.ops.convert_to_numpy(w) for w in weights]
+        for i in range(len(arrays)):
+            for j in range(i + 1, len(arrays)):
+                assert not np.allclose(arrays[i], arrays[j]), (i, j)
+    if seed is not None:  # seeded layers stay reproducible
+        again = TokenTransformer(kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
+        again.build((None, 16, 32))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(again.k), keras.ops.convert_to_numpy(transformer.k))

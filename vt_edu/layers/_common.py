@@ -7,6 +7,23 @@ inside a backend.
 
 from __future__ import annotations
 
+import zlib
+
+
+def initializer_for(initializer, weight_name: str):
+    """A copy of ``initializer`` of its own for the weight called ``weight_name``.
+
+    One Keras 3 initializer instance draws the same values on every call (an unseeded
+    one fixes its seed when it is made). Shared by all the weights of a layer, it would
+    start the transformer with K = Q = F1 = F2 and the projector with W_K = W_V. A copy
+    per weight draws independently; a seeded initializer's copy is seeded with the seed
+    plus a number derived from the weight's name, so seeded layers stay reproducible.
+    """
+    config = initializer.get_config()
+    if config.get("seed") is not None:
+        config["seed"] = int(config["seed"]) + zlib.crc32(weight_name.encode()) % 65536
+    return type(initializer).from_config(config)
+
 
 def check_positive_int(layer: str, name: str, value, allow_none: bool = False):
     """Raise ``ValueError`` unless ``value`` is a positive int (or ``None`` if allowed)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from vt_edu.layers._common import check_shape
+from vt_edu.layers._common import check_shape, initializer_for
 from vt_edu.layers.softmax import softmax_float32
 from vt_edu.layers.spatial import flatten_spatial, unflatten_spatial
 
@@ -60,13 +60,16 @@ class Projector(keras.layers.Layer):
                 f"has {channels}; tokens are added to pixels, so pass "
                 "use_value_projection=True to learn W_V of shape (C_T, C)."
             )
-        add = self.add_weight
-        init = self.kernel_initializer
-        self.w_q = add(name="w_q", shape=(channels, channels), initializer=init)
-        self.w_k = add(name="w_k", shape=(token_channels, channels), initializer=init)
+        def add(name, shape):
+            return self.add_weight(
+                name=name, shape=shape, initializer=initializer_for(self.kernel_initializer, name)
+            )
+
+        self.w_q = add("w_q", (channels, channels))
+        self.w_k = add("w_k", (token_channels, channels))
         self.w_v = None
         if self.use_value_projection:
-            self.w_v = add(name="w_v", shape=(token_channels, channels), initializer=init)
+            self.w_v = add("w_v", (token_channels, channels))
 
     def call(self, feature_map, tokens, return_attention=False):
         x, size = flatten_spatial(feature_map)  # X_in: (B, H*W, C)

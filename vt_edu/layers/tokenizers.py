@@ -28,6 +28,7 @@ from keras import ops
 from vt_edu.layers._common import (
     check_positive_int,
     check_shape,
+    initializer_for,
     resolve_token_channels,
 )
 from vt_edu.layers.softmax import softmax_float32
@@ -80,7 +81,7 @@ class _ProjectingTokenizer(keras.layers.Layer):
             self.w_v = self.add_weight(
                 name="w_v",
                 shape=(channels, token_channels),
-                initializer=self.kernel_initializer,
+                initializer=initializer_for(self.kernel_initializer, "w_v"),
             )
         return token_channels
 
@@ -149,7 +150,7 @@ class FilterTokenizer(_ProjectingTokenizer):
         self.w_a = self.add_weight(
             name="w_a",
             shape=(channels, self.num_tokens),
-            initializer=self.kernel_initializer,
+            initializer=initializer_for(self.kernel_initializer, "w_a"),
         )
         self._add_value_projection(channels)
 
@@ -209,7 +210,9 @@ class RecurrentTokenizer(_ProjectingTokenizer):
             "RecurrentTokenizer", "tokens", tokens_shape, 3, "(B, L, C_T)"
         )
         self.w_tr = self.add_weight(
-            name="w_tr", shape=(in_width, channels), initializer=self.kernel_initializer
+            name="w_tr",
+            shape=(in_width, channels),
+            initializer=initializer_for(self.kernel_initializer, "w_tr"),
         )
         self._add_value_projection(channels)
 

@@ -14,7 +14,7 @@ import math
 import keras
 from keras import ops
 
-from vt_edu.layers._common import check_positive_int, check_shape
+from vt_edu.layers._common import check_positive_int, check_shape, initializer_for
 from vt_edu.layers.softmax import softmax_float32
 
 #: LayerNorm epsilon of the ``norm="pre"/"post"`` variants (PyTorch's default; Keras'
@@ -109,7 +109,9 @@ class TokenTransformer(keras.layers.Layer):
 
     def _weight(self, name, channels):
         return self.add_weight(
-            name=name, shape=(channels, channels), initializer=self.kernel_initializer
+            name=name,
+            shape=(channels, channels),
+            initializer=initializer_for(self.kernel_initializer, name),
         )
 
     def build(self, input_shape):
