@@ -68,6 +68,9 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
         VTModule,
     )
 
+    # Run as `python tests/test_backends.py`, so tests/ is on the path.
+    from layer_helpers import randn, randomize, to_np
+
     tol = dict(rtol=1e-5, atol=1e-5)
     checks = {}
 
@@ -79,19 +82,8 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
             checks[fn.__name__] = traceback.format_exc(limit=6)
         return fn
 
-    def to_np(x):
-        return np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float64)
-
     def w(v):
         return None if v is None else to_np(v)
-
-    def randn(*shape, seed=0):
-        return np.random.default_rng(seed).normal(size=shape).astype("float32")
-
-    def randomize(layer, seed=1):
-        rng = np.random.default_rng(seed)
-        for v in layer.weights:
-            v.assign(rng.normal(scale=0.3, size=v.shape).astype("float32"))
 
     def built(layer, *inputs):
         layer(*inputs)

@@ -98,6 +98,13 @@ class StepSchedule(EpochSchedule):
         }
 
 
+def _linear_warmup(epoch, start, peak, warmup_epochs):
+    """``start`` → ``peak`` linearly over ``warmup_epochs`` (``peak`` when there is no warm-up)."""
+    if warmup_epochs <= 0:
+        return ops.zeros_like(epoch) + peak
+    return start + (peak - start) * ops.minimum(epoch / warmup_epochs, 1.0)
+
+
 @keras.saving.register_keras_serializable(package="vt_edu")
 class WarmupExponentialSchedule(EpochSchedule):
     """Linear warm-up, then an exponential decay applied once per epoch (paper's
@@ -127,11 +134,7 @@ class WarmupExponentialSchedule(EpochSchedule):
         self.decay = float(decay)
 
     def lr_at(self, epoch):
-        if self.warmup_epochs > 0:
-            fraction = ops.minimum(epoch / self.warmup_epochs, 1.0)
-        else:
-            fraction = ops.ones_like(epoch)
-        warm = self.start_learning_rate + (self.peak_learning_rate - self.start_learning_rate) * fraction
+        warm = _linear_warmup(epoch, self.start_learning_rate, self.peak_learning_rate, self.warmup_epochs)
         decayed = self.peak_learning_rate * ops.power(
             self.decay, ops.floor(ops.maximum(epoch - self.warmup_epochs, 0.0))
         )
@@ -178,10 +181,7 @@ class WarmupCosineSchedule(EpochSchedule):
 
     def lr_at(self, epoch):
         peak, final = self.peak_learning_rate, self.final_learning_rate
-        if self.warmup_epochs > 0:
-            warm = self.start_learning_rate + (peak - self.start_learning_rate) * (epoch / self.warmup_epochs)
-        else:
-            warm = ops.zeros_like(epoch) + peak
+        warm = _linear_warmup(epoch, self.start_learning_rate, peak, self.warmup_epochs)
         span = max(self.total_epochs - self.warmup_epochs, 1e-9)
         progress = ops.clip((epoch - self.warmup_epochs) / span, 0.0, 1.0)
         cosine = final + (peak - final) * 0.5 * (1.0 + ops.cos(math.pi * progress))
