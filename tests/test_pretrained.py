@@ -88,3 +88,25 @@ def test_stale_cached_weights_are_retrained_but_stale_committed_weights_fail(mon
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "committed")
     with pytest.raises(ValueError):
         pretrained.load_demo_model(train_if_missing=False)
+
+
+def test_a_finished_run_of_the_demo_configuration_exports_as_the_demo_model(tiny_cifar, monkeypatch, tmp_path):
+    from vt_edu.training import train
+
+    source, _ = tiny_cifar.image_folder(per_class=(3, 1))
+    monkeypatch.setenv("VT_EDU_DATA", str(source))
+    run = train("vt_resnet18", "cifar10", recipe="fast", epochs=1, batch_size=10, width=0.25,
+                run_dir=tmp_path / "run", verbose=0)
+    demo = pretrained.export_run(run.run_dir, tmp_path / "weights")
+    assert "exported from" in demo.origin and demo.test_accuracy == pytest.approx(run.metrics["top1"])
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(demo.model(x)), np.asarray(run.model(x)), rtol=1e-5, atol=1e-5)
+    meta = json.loads((tmp_path / "weights" / f"{pretrained.NAME}.json").read_text())
+    assert meta["trained"]["epochs"] == 1 and meta["trained"]["train_images"] == 30
+
+    other = train("vt_resnet18", "cifar10", recipe="fast", epochs=1, batch_size=10, width=0.125,
+                  run_dir=tmp_path / "other", verbose=0)
+    with pytest.raises(ValueError, match="the demo model is vt_resnet18"):
+        pretrained.export_run(other.run_dir, tmp_path / "weights2")
+    with pytest.raises(ValueError, match="not a finished run folder"):
+        pretrained.export_run(tmp_path / "nothing", tmp_path / "weights3")

@@ -92,13 +92,10 @@ def train_demo_model(folder: Path, epochs: int, max_train_images: int | None, ma
     The run folder (resumable) lives in the cache; only the two small files are written
     to ``folder``, atomically, so an interruption never leaves half a model behind.
     """
-    from vt_edu.data import channel_stats
     from vt_edu.training import train
     from vt_edu.training.loop import prepare_data
 
     data = prepare_data("cifar10", max_train_images=max_train_images, max_test_images=max_test_images)
-    (x_train, _), _, class_names, _ = data
-    mean, std = channel_stats(x_train)  # the statistics train() normalises with
     run = train(
         "vt_resnet18",
         "cifar10",
@@ -112,18 +109,66 @@ def train_demo_model(folder: Path, epochs: int, max_train_images: int | None, ma
         verbose=verbose,
         overwrite=True,  # a run folder left by an older configuration is stale, not resumable
     )
-    metrics = run.metrics
+    model = run.model
+    if model is None:  # the run had finished before: take its final model from the run folder
+        import keras
+
+        model = keras.models.load_model(run.run_dir / "model.keras")
+    _write_demo(folder, model, run.config, run.metrics, data[0][0], data[2])
+
+
+def export_run(run_dir, folder: Path = WEIGHTS_DIR) -> DemoModel:
+    """Make a finished ``vt_edu.training.train`` run of the demo configuration the demo model.
+
+    Reads the run's final ``model.keras`` and its ``config.json``/``metrics.json``,
+    reloads the training images the run used (from ``VT_EDU_DATA`` or the download) to
+    record the normalisation statistics it trained with, and checks that the data are
+    the run's (same fingerprint).
+
+    Raises:
+        ValueError: the run is unfinished, of another model or configuration, or the
+            data found now are not the ones it was trained on.
+    """
+    import keras
+
+    import vt_edu.layers  # noqa: F401 - registers the custom layers that load_model must find
+    import vt_edu.models.blocks  # noqa: F401
+    from vt_edu.training.loop import prepare_data
+
+    run_dir = Path(run_dir)
+    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    if not (config_path.is_file() and metrics_path.is_file() and (run_dir / "model.keras").is_file()):
+        raise ValueError(f"{run_dir} is not a finished run folder (config.json, metrics.json and model.keras expected).")
+    config, metrics = json.loads(config_path.read_text()), json.loads(metrics_path.read_text())
+    options = {"num_tokens": 16, **config["model_options"]}
+    if config["model"] != "vt_resnet18" or options != MODEL_OPTIONS or config["dataset"] != "cifar10":
+        raise ValueError(f"{run_dir} trained {config['model']} {config['model_options']} on {config['dataset']}; "
+                         f"the demo model is vt_resnet18 {MODEL_OPTIONS} on cifar10.")
+    data = prepare_data("cifar10", max_train_images=config["max_train_images"],
+                        max_test_images=config["max_test_images"], seed=config["seed"])
+    if data[3]["fingerprint"] != config["data"]["fingerprint"]:
+        raise ValueError(f"the CIFAR-10 found now is not the data {run_dir} was trained on (fingerprints differ).")
+    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    _write_demo(folder, model, config, metrics, data[0][0], data[2])
+    return _load(folder, f"weights exported from {run_dir}")
+
+
+def _write_demo(folder: Path, model, config: dict, metrics: dict, x_train, class_names) -> None:
+    """Write the weights and the JSON description of a trained demo model, atomically."""
+    from vt_edu.data import channel_stats
+
+    mean, std = channel_stats(x_train)  # the statistics train() normalises with
     hardware = metrics.get("hardware") or {}
     meta = {
         "model": "vt_resnet18",
         "model_options": MODEL_OPTIONS,
-        "class_names": class_names,
+        "class_names": list(class_names),
         "mean": [float(v) for v in mean],
         "std": [float(v) for v in std],
         "test_accuracy": metrics["top1"],  # the final weights' (the ones saved here), not the best epoch's
         "trained": {
-            "recipe": "fast",
-            "epochs": epochs,
+            "recipe": config["recipe"]["name"],
+            "epochs": metrics["epochs_completed"],
             "train_images": int(len(x_train)),
             "test_images": metrics["test_images"],
             "train_seconds": metrics["train_seconds"],
@@ -136,11 +181,6 @@ def train_demo_model(folder: Path, epochs: int, max_train_images: int | None, ma
     }
     folder.mkdir(parents=True, exist_ok=True)
     weights, meta_path = _files(folder)
-    model = run.model
-    if model is None:  # the run had finished before: take its final model from the run folder
-        import keras
-
-        model = keras.models.load_model(run.run_dir / "model.keras")
     partial = folder / f"{NAME}.partial.weights.h5"  # Keras insists on the .weights.h5 suffix
     model.save_weights(partial)
     partial.replace(weights)
@@ -185,8 +225,14 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
     parser.add_argument("--max-train-images", type=int, default=None, help="class-balanced subset (default: all)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help=f"output folder (default {WEIGHTS_DIR})")
+    parser.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
+                        help="instead of training, export a finished `python -m vt_edu train` run of the demo "
+                             f"configuration (vt_resnet18, {MODEL_OPTIONS})")
     args = parser.parse_args(argv)
-    train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
+    if args.from_run is not None:
+        export_run(args.from_run, args.out)
+    else:
+        train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
     print(json.dumps(json.loads(_files(args.out)[1].read_text()), indent=2))
     return 0
 
