@@ -1,0 +1,98 @@
+"""vt_edu.analysis: every function checked on examples small enough to count by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vt_edu.analysis import (
+    confusion_matrix,
+    effective_count,
+    focus_ranking,
+    most_confident_mistakes,
+    per_class_accuracy,
+    pixel_assignment,
+    top_confusions,
+    upsample,
+)
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 2])
+    m = confusion_matrix(y_true, y_pred, 3)
+    assert m.tolist() == [[1, 2, 0], [0, 1, 1], [0, 0, 1]]
+    assert m.sum() == 6 and m.dtype == np.int64
+    assert per_class_accuracy(m) == pytest.approx([1 / 3, 1 / 2, 1.0])
+    assert top_confusions(m, k=5) == [(0, 1, 2), (1, 2, 1)]  # only non-zero off-diagonal cells
+
+
+def test_per_class_accuracy_is_nan_for_a_class_without_images():
+    m = confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 0]), 3)
+    accuracy = per_class_accuracy(m)
+    assert accuracy[0] == 0.5 and accuracy[1] == 0.0 and np.isnan(accuracy[2])
+
+
+@pytest.mark.parametrize(
+    "y_true, y_pred, match",
+    [
+        (np.array([0, 1]), np.array([0]), "2 true labels but 1 predictions"),
+        (np.array([0, 3]), np.array([0, 1]), "y_true holds labels outside 0..2"),
+        (np.array([0, 1]), np.array([-1, 1]), "y_pred holds labels outside 0..2"),
+        (np.array([0.0, 1.0]), np.array([0, 1]), "integer class labels"),
+    ],
+)
+def test_confusion_matrix_rejects_bad_labels(y_true, y_pred, match):
+    with pytest.raises(ValueError, match=match):
+        confusion_matrix(y_true, y_pred, 3)
+
+
+def test_most_confident_mistakes_orders_wrong_predictions_by_their_probability():
+    y_true = np.array([0, 1, 2, 0])
+    logits = np.array([
+        [5.0, 0.0, 0.0],  # right
+        [3.0, 0.0, 0.0],  # wrong (predicts 0), p ~ 0.91
+        [0.0, 1.0, 0.0],  # wrong (predicts 1), p ~ 0.58
+        [0.0, 0.0, 9.0],  # wrong (predicts 2), p ~ 1.00
+    ])
+    assert most_confident_mistakes(y_true, logits, k=12).tolist() == [3, 1, 2]
+    assert most_confident_mistakes(y_true, logits, k=1).tolist() == [3]
+    with pytest.raises(ValueError, match="4 labels but logits of shape"):
+        most_confident_mistakes(y_true, logits[:3])
+
+
+def test_effective_count_of_uniform_and_one_hot_distributions():
+    assert effective_count(np.full(64, 1 / 64)) == pytest.approx(64)
+    assert effective_count(np.eye(5)[2]) == pytest.approx(1)
+    two = np.array([[0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    assert effective_count(two, axis=1) == pytest.approx([2, 4])
+
+
+def test_focus_ranking_puts_the_most_concentrated_image_first_for_each_token():
+    hw, tokens = 4, 2
+    spread = np.full((hw, tokens), 1 / hw)
+    sharp = spread.copy()
+    sharp[:, 0] = [1.0, 0.0, 0.0, 0.0]  # token 0 reads one pixel in this image
+    half = spread.copy()
+    half[:, 1] = [0.5, 0.5, 0.0, 0.0]  # token 1 reads two pixels in this image
+    attention = np.stack([spread, half, sharp])  # (B=3, HW, L)
+    ranking = focus_ranking(attention, k=2)
+    assert ranking.shape == (tokens, 2)
+    assert ranking[0, 0] == 2 and ranking[1, 0] == 1
+    with pytest.raises(ValueError, match=r"\(B, HW, L\)"):
+        focus_ranking(attention[0])
+
+
+def test_pixel_assignment_is_the_argmax_token_laid_out_row_major():
+    attention = np.zeros((1, 6, 3))
+    winners = [0, 1, 2, 2, 1, 0]
+    attention[0, np.arange(6), winners] = 1.0
+    assert pixel_assignment(attention, 2, 3).tolist() == [[[0, 1, 2], [2, 1, 0]]]
+    with pytest.raises(ValueError, match=r"\(B, 3\*3, L\)"):
+        pixel_assignment(attention, 3, 3)
+
+
+def test_upsample_repeats_each_cell_into_a_block():
+    maps = np.array([[1, 2], [3, 4]])
+    big = upsample(maps, 2)
+    assert big.tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
