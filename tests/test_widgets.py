@@ -18,7 +18,6 @@ from vt_edu.widgets import (
     ExperimentPanel,
     SchedulePanel,
     curves_figure,
-    read_recorded_runs,
     recipe_schedule,
     run_row,
     runs_table_html,
@@ -245,30 +244,16 @@ def test_data_hook_and_unknown_settings(tmp_path):
 # ------------------------------------------------------------- rows and results
 
 
-def test_read_recorded_runs_from_run_folders_json_and_csv(tmp_path):
-    assert read_recorded_runs(tmp_path / "missing") == []
-    folder = tmp_path / "cpu" / "vt_resnet18-cifar10"
-    folder.mkdir(parents=True)
+def test_run_rows_make_the_table_and_the_curves():
     metrics = {"model": "vt_resnet18", "dataset": "cifar10", "recipe": "fast", "epochs_completed": 2, "top1": 0.5,
                "top5": 0.9, "params": 790000, "macs": 37e6, "train_seconds": 12.5, "images_per_second": 80.0,
                "train_images": 500, "date": "2026-01-02T03:04:05+00:00",
                "hardware": {"cpu": "Some CPU", "cpu_cores": 2, "gpu": None}}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    (folder / "config.json").write_text(json.dumps({"model_options": {"num_tokens": 8, "width": 0.25}}))
-    (folder / "history.csv").write_text("epoch,val_accuracy,val_loss\n1,0.4,1.7\n2,0.5,1.5\n")
-    summary = [{"model": "cnn", "top1": 0.3}, {**metrics, "config": {"model_options": {"num_tokens": 8, "width": 0.25}}},
-               {"model": "vit", "top1": None}]
-    (tmp_path / "summary.json").write_text(json.dumps({"runs": summary}))  # repeats the run folder's run
-    (tmp_path / "table.csv").write_text("model,top1,params\nvit,0.25,200000\n")
-    # compare.csv of vt_edu.training.compare repeats the run folder's run without its options.
-    (folder.parent / "compare.csv").write_text(
-        "model,params,macs,top1,top5,epochs_completed,train_seconds\nvt_resnet18,790000,37000000.0,0.5,0.9,2,12.5\n"
-    )
-    rows = read_recorded_runs(tmp_path)
-    assert [r["model"] for r in rows] == ["vt_resnet18", "cnn", "vit"]
-    vt = rows[0]
+    history = [{"epoch": 1, "val_accuracy": 0.4, "val_loss": 1.7}, {"epoch": 2, "val_accuracy": 0.5, "val_loss": 1.5}]
+    vt = run_row(metrics, {"model_options": {"num_tokens": 8, "width": 0.25}}, history)
     assert vt["options"] == "L=8, width 0.25" and vt["hardware"] == "Some CPU (2 cores)" and vt["date"] == "2026-01-02"
     assert [h["val_accuracy"] for h in vt["history"]] == [0.4, 0.5]
+    rows = [vt, run_row({"model": "cnn", "top1": 0.3}), run_row({"model": "vit", "top1": 0.25, "params": 200000})]
     assert rows[2]["params"] == 200000
     html = runs_table_html(rows)
     assert html.count("<tr>") == 4 and "50.00 %" in html

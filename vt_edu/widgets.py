@@ -30,7 +30,6 @@ formula.
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
 import html
@@ -51,7 +50,6 @@ __all__ = [
     "ExperimentPanel",
     "SchedulePanel",
     "curves_figure",
-    "read_recorded_runs",
     "recipe_schedule",
     "run_row",
     "runs_table_html",
@@ -537,86 +535,6 @@ def curves_figure(rows, reference_lines: dict | None = None, title: str | None =
 
 
 # ------------------------------------------------------------------ recorded results
-def _read_csv_rows(path: Path) -> list:
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-
-    def value(v):
-        try:
-            number = float(v)
-        except (TypeError, ValueError):
-            return v
-        return int(number) if number.is_integer() and "." not in str(v) else number
-
-    return [{k: value(v) for k, v in row.items() if v not in (None, "")} for row in rows]
-
-
-def read_recorded_runs(root) -> list:
-    """Rows (:func:`run_row`) for every recorded run under ``root``.
-
-    A recorded run is a run folder of :func:`vt_edu.training.train` (``metrics.json``,
-    with ``config.json`` and ``history.csv`` beside it where present); any other JSON
-    file holding a metrics dict (with ``top1``) or a list of them, or a CSV file with
-    a ``top1`` column, adds its rows too (such as the ``compare.csv`` of
-    :func:`vt_edu.training.compare`). A row that repeats one already read (same model,
-    epochs, top-1 and training time, as a summary file repeats its run folders) is left
-    out, and so is a row without a numeric top-1. Returns ``[]`` if ``root`` does not
-    exist.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    rows, seen = [], set()
-
-    def add(row) -> None:
-        # Summary files often repeat the runs of the run folders: keep the first copy.
-        top1 = row.get("top1")
-        if isinstance(top1, bool) or not isinstance(top1, (int, float)) or math.isnan(top1):
-            return
-        seconds = row.get("train_seconds")
-        seconds = round(float(seconds), 1) if isinstance(seconds, (int, float)) else None
-        key = (row["model"], row["epochs"], round(float(top1), 6), seconds)
-        if key not in keys:
-            keys.add(key)
-            rows.append(row)
-
-    keys: set = set()
-    for metrics_path in sorted(root.rglob("metrics.json")):
-        folder = metrics_path.parent
-        try:
-            metrics = json.loads(metrics_path.read_text())
-            config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
-            history = _read_csv_rows(folder / "history.csv") if (folder / "history.csv").exists() else []
-        except (OSError, ValueError):
-            continue
-        if isinstance(metrics, dict) and "top1" in metrics:
-            add(run_row(metrics, config, history, source=str(folder.relative_to(root))))
-            seen.update({metrics_path, folder / "config.json", folder / "history.csv"})
-    for path in sorted(root.rglob("*.json")):
-        if path in seen or path.name == "config.json":
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        items = data.get("runs", data) if isinstance(data, dict) else data
-        items = [items] if isinstance(items, dict) else items
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and "top1" in item:
-                add(run_row(item, item.get("config"), item.get("history"), source=str(path.relative_to(root))))
-    for path in sorted(root.rglob("*.csv")):
-        if path in seen or path.name == "history.csv":
-            continue
-        try:
-            items = _read_csv_rows(path)
-        except (OSError, ValueError, csv.Error):
-            continue
-        for item in items:
-            if "top1" in item:
-                add(run_row(item, source=str(path.relative_to(root))))
-    return rows
-
-
 # ------------------------------------------------------------------------- training
 def _progress_callback(panel: "ExperimentPanel"):
     import keras

@@ -1,0 +1,86 @@
+"""vt_edu.recorded: the benchmark's part files read back and put into sentences."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vt_edu.recorded import ablation_verdicts, find_results, load_benchmark, run_history, summary
+
+PROVENANCE = {"date": "2026-11-24", "backend": "torch", "hardware": {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None},
+              "git_commit": "abc"}
+
+
+def _run(model, top1, macs, seconds=600.0, epochs=10, ips=300.0):
+    return {"model": model, "top1": top1, "top5": 0.99, "epochs_completed": epochs, "epochs_requested": epochs,
+            "train_seconds": seconds, "images_per_second": ips, "params": 1e6, "macs": macs,
+            "run_dir": f"results/bench/runs/{model}"}
+
+
+@pytest.fixture
+def results(tmp_path):
+    folder = tmp_path / "results" / "cpu-benchmark"
+    folder.mkdir(parents=True)
+    parts = {
+        "cnn": {**_run("cnn", 0.70, 4.5e6), "students_top1": 0.6937, "difference_to_students": 0.0063},
+        "vt": {"rows": [_run("resnet18", 0.80, 35e6, ips=310.0), _run("vt_resnet18", 0.81, 37e6, ips=300.0),
+                        _run("vit", 0.55, 58e6, ips=200.0)],
+               "minutes": 8, "width": 0.25, "vt_to_resnet_seconds_per_image": 1.033, "vt_to_resnet_macs": 1.057},
+        "target": {**_run("vt_resnet18", 0.86, 37e6, seconds=3400.0), "target_top1": 0.85, "target_minutes": 60,
+                   "reached": True},
+    }
+    for name, result in parts.items():
+        record = {"part": name, "settings": {"width": 0.25}, "provenance": PROVENANCE, "result": result}
+        (folder / f"{name}.json").write_text(json.dumps(record))
+    run = tmp_path / "results" / "bench" / "runs" / "cnn"
+    run.mkdir(parents=True)
+    (run / "history.csv").write_text("epoch,val_accuracy,train_seconds\n1,0.5,60.5\n2,0.6,61\n")
+    return tmp_path / "results"
+
+
+def test_summary_states_every_recorded_comparison_with_its_numbers(results):
+    parts = load_benchmark(results)
+    assert set(parts) == {"cnn", "vt", "target"}
+    text = summary(parts)
+    assert "2-core Test CPU" in text
+    assert "reached 70.00 % after 10 epochs (they reported 69.37 %: +0.63 points)" in text
+    assert "ResNet-18 80.00 %" in text and "VT-ResNet-18 81.00 %" in text and "ViT 55.00 %" in text
+    assert "+1.00 points against ResNet-18 with 1.06 times its MACs and 1.03 times its training time" in text
+    assert "saving does not appear on 32x32 images" in text
+    assert "reached 86.00 %" in text and "target was reached" in text
+
+
+def test_summary_without_a_benchmark_says_so(tmp_path):
+    assert load_benchmark(tmp_path) == {} and load_benchmark(None) == {}
+    assert "No benchmark is recorded" in summary({})
+
+
+def test_run_history_reads_the_recorded_run_folder(results):
+    rows = run_history(results, "results/bench/runs/cnn")
+    assert rows == [{"epoch": 1.0, "val_accuracy": 0.5, "train_seconds": 60.5},
+                    {"epoch": 2.0, "val_accuracy": 0.6, "train_seconds": 61.0}]
+    assert run_history(results, "results/bench/runs/missing") == []
+
+
+def test_find_results_looks_in_the_folder_and_its_parents(results):
+    assert find_results(results.parent / "book" / "deeper") == results
+
+
+def _ablations(**top1):
+    labels = {"paper": "paper", "filter-only": "filter only", "pooling": "pooling", "no-projector": "no projector",
+              "tokens-64": "L=64"}
+    return {"rows": [{"variant": k, "label": labels[k], "top1": v} for k, v in top1.items()],
+            "seed_noise_top1": 0.01}
+
+
+def test_ablation_verdicts_compare_each_change_with_the_seed_noise_and_the_papers_direction():
+    verdicts = ablation_verdicts(_ablations(paper=0.60, **{"filter-only": 0.595, "pooling": 0.55,
+                                                           "no-projector": 0.63, "tokens-64": 0.605}))
+    text = "\n".join(verdicts)
+    assert "filter only: 59.50 %, -0.50 points against the paper's configuration (within the seed noise; " \
+           "the paper's direction: lower; not reproduced here)" in text
+    assert "pooling: 55.00 %, -5.00 points" in text and "(lower; the paper's direction: lower; consistent)" in text
+    assert "no projector: 63.00 %, +3.00 points" in text and "(higher; the paper's direction: lower; not reproduced" in text
+    assert "L=64: 60.50 %, +0.50 points" in text and "the paper's direction: about the same; consistent" in text
+    assert ablation_verdicts({"rows": [], "seed_noise_top1": 0.0}) == []

@@ -1,0 +1,144 @@
+"""The recorded benchmark (``results/cpu-benchmark``) read back for the chapters.
+
+``benchmarks/cpu_benchmark.py`` writes one JSON file per part (``cnn``, ``vt``,
+``target``, ``ablations``, ``backends``), each with its settings, provenance and
+result. The chapters show these numbers and state what they say; the sentences are
+built here from the files, so a re-recorded benchmark rewrites them and the text can
+never disagree with the table beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+__all__ = ["PARTS", "STUDENTS", "ablation_verdicts", "find_results", "load_benchmark", "run_history", "summary"]
+
+PARTS = ("cnn", "vt", "target", "ablations", "backends")
+# What the students reported after 10 epochs of their recipe (Adam 1e-3, batch 256).
+STUDENTS = {"cnn": 0.6937, "vit": 0.7045}
+MODEL_NAMES = {"cnn": "the students' CNN", "resnet18": "ResNet-18", "vt_resnet18": "VT-ResNet-18", "vit": "ViT"}
+
+
+def find_results(start=None) -> Path | None:
+    """The repository's ``results/`` folder: in ``start`` (default: the working folder),
+    one of its parents, or beside the installed package; None if there is none."""
+    here = Path(start or Path.cwd()).resolve()
+    package_root = Path(__file__).resolve().parents[1]
+    for folder in (here / "results", *(p / "results" for p in here.parents), package_root / "results"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def load_benchmark(results_dir, name: str = "cpu-benchmark") -> dict:
+    """The part files of ``<results_dir>/<name>`` as ``{part: record}`` (``{}`` if none)."""
+    folder = Path(results_dir) / name if results_dir is not None else None
+    if folder is None or not folder.is_dir():
+        return {}
+    parts = {}
+    for part in PARTS:
+        path = folder / f"{part}.json"
+        if path.is_file():
+            record = json.loads(path.read_text())
+            record["folder"] = str(folder)
+            parts[part] = record
+    return parts
+
+
+def run_history(results_dir, run_dir) -> list:
+    """Rows of a recorded run's ``history.csv`` (numbers as floats); ``run_dir`` as the
+    benchmark recorded it, relative to the repository root (the parent of ``results/``)."""
+    path = Path(results_dir).parent / run_dir / "history.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def ablation_verdicts(ablations: dict) -> list:
+    """One sentence per ablation variant: its difference to the paper's configuration,
+    compared with the seed noise measured in the same run, and the paper's direction."""
+    rows = {r["variant"]: r for r in ablations["rows"]}
+    base = rows.get("paper")
+    if base is None:
+        return []
+    noise = ablations["seed_noise_top1"]
+    # The direction the paper reports on ImageNet (Wu et al., Section 5): a change that
+    # removes a part of VT costs accuracy; more tokens than 16 help little.
+    expected = {"filter-only": "lower", "pooling": "lower", "no-projector": "lower", "tokens-4": "lower",
+                "tokens-64": "about the same"}
+    sentences = []
+    for key, expectation in expected.items():
+        if key not in rows:
+            continue
+        diff = rows[key]["top1"] - base["top1"]
+        if abs(diff) <= noise:
+            seen = "within the seed noise"
+            agrees = expectation == "about the same"
+        else:
+            seen = "lower" if diff < 0 else "higher"
+            agrees = seen == expectation
+        sentences.append(
+            f"{rows[key]['label']}: {_pct(rows[key]['top1'])}, {100 * diff:+.2f} points against the paper's "
+            f"configuration ({seen}; the paper's direction: {expectation}; "
+            f"{'consistent' if agrees else 'not reproduced here'})."
+        )
+    return sentences
+
+
+def summary(parts: dict) -> str:
+    """What the recorded benchmark says about the students' CNN, ResNet-18,
+    VT-ResNet-18 and ViT on CIFAR-10, in numbers from its files."""
+    if not parts:
+        return "No benchmark is recorded in this copy of the book, so there are no full-scale numbers to compare."
+    text = []
+    hardware = next(iter(parts.values()))["provenance"]["hardware"]
+    device = hardware.get("gpu") or f"a {hardware.get('cpu_cores')}-core {hardware.get('cpu')} CPU"
+    text.append(f"Recorded on {device} with CIFAR-10's 50,000 training and 10,000 test images.")
+    if "cnn" in parts:
+        c = parts["cnn"]["result"]
+        text.append(
+            f"The students' CNN with their recipe reached {_pct(c['top1'])} after {c['epochs_completed']} epochs "
+            f"(they reported {_pct(c['students_top1'])}: {100 * c['difference_to_students']:+.2f} points) "
+            f"in {c['train_seconds'] / 60:.1f} minutes, with {c['macs'] / 1e6:.1f} M MACs per image."
+        )
+    if "vt" in parts:
+        v = parts["vt"]["result"]
+        by_model = {r["model"]: r for r in v["rows"]}
+        listed = ", ".join(
+            f"{MODEL_NAMES.get(m, m)} {_pct(r['top1'])} ({r['epochs_completed']} epochs, {r['macs'] / 1e6:.1f} M MACs, "
+            f"{r['images_per_second']:.0f} images/s)" for m, r in by_model.items()
+        )
+        text.append(f"With the same recipe and {v['minutes']:g} minutes of training each: {listed}.")
+        if "vt_resnet18" in by_model and "resnet18" in by_model:
+            vt, rn = by_model["vt_resnet18"], by_model["resnet18"]
+            text.append(
+                f"At width {v['width']:g}, VT-ResNet-18 scored {100 * (vt['top1'] - rn['top1']):+.2f} points against "
+                f"ResNet-18 with {v['vt_to_resnet_macs']:.2f} times its MACs and {v['vt_to_resnet_seconds_per_image']:.2f} "
+                "times its training time per image."
+            )
+            if v["vt_to_resnet_macs"] >= 1:
+                text.append(
+                    "The paper's saving does not appear on 32x32 images: ResNet's last stage there already works on a "
+                    "4x4 map (16 positions, as many as the 16 tokens), unlike the 7x7 to 14x14 maps of ImageNet."
+                )
+        if "vit" in by_model:
+            vit = by_model["vit"]
+            text.append(
+                f"The ViT reached {_pct(vit['top1'])} in that time (the students reported {_pct(STUDENTS['vit'])} after "
+                f"10 epochs of their recipe), with {vit['macs'] / 1e6:.1f} M MACs per image."
+            )
+    if "target" in parts:
+        t = parts["target"]["result"]
+        text.append(
+            f"Given {t['target_minutes']:g} minutes, VT-ResNet-18 at width {parts['target']['settings']['width']:g} "
+            f"reached {_pct(t['top1'])} ({t['epochs_completed']} epochs, {t['train_seconds'] / 60:.1f} minutes of "
+            f"training): the {100 * t['target_top1']:.0f} % target was {'reached' if t['reached'] else 'missed'}."
+        )
+    return " ".join(text)
