@@ -70,7 +70,8 @@ def test_find_results_looks_in_the_folder_and_its_parents(results):
 def _ablations(**top1):
     labels = {"paper": "paper", "filter-only": "filter only", "pooling": "pooling", "no-projector": "no projector",
               "tokens-64": "L=64"}
-    return {"rows": [{"variant": k, "label": labels[k], "top1": v} for k, v in top1.items()],
+    return {"rows": [{"variant": k, "label": labels[k], "top1": v, "epochs_completed": 5 if k == "pooling" else 4}
+                     for k, v in top1.items()],
             "seed_noise_top1": 0.01}
 
 
@@ -83,4 +84,7 @@ def test_ablation_verdicts_compare_each_change_with_the_seed_noise_and_the_paper
     assert "pooling: 55.00 %, -5.00 points" in text and "(lower; the paper's direction: lower; consistent)" in text
     assert "no projector: 63.00 %, +3.00 points" in text and "(higher; the paper's direction: lower; not reproduced" in text
     assert "L=64: 60.50 %, +0.50 points" in text and "the paper's direction: about the same; consistent" in text
+    # Only the pooling run trained a different number of epochs in the same time: it says so.
+    assert text.count("so the difference mixes the change with the epochs") == 1
+    assert "It trained 5 epochs against the baseline's 4 in the same time" in verdicts[1]
     assert ablation_verdicts({"rows": [], "seed_noise_top1": 0.0}) == []

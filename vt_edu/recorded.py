@@ -84,10 +84,13 @@ def ablation_verdicts(ablations: dict) -> list:
         else:
             seen = "lower" if diff < 0 else "higher"
             agrees = seen == expectation
+        epochs = rows[key]["epochs_completed"], base["epochs_completed"]
+        confound = (f" It trained {epochs[0]} epochs against the baseline's {epochs[1]} in the same time, so the "
+                    "difference mixes the change with the epochs." if epochs[0] != epochs[1] else "")
         sentences.append(
             f"{rows[key]['label']}: {_pct(rows[key]['top1'])}, {100 * diff:+.2f} points against the paper's "
             f"configuration ({seen}; the paper's direction: {expectation}; "
-            f"{'consistent' if agrees else 'not reproduced here'})."
+            f"{'consistent' if agrees else 'not reproduced here'}).{confound}"
         )
     return sentences
 
