@@ -380,8 +380,11 @@ def write_markdown(out):
                   f"{a['minutes']:g} min each)", "", _provenance_line(parts["ablations"]), "",
                   *_run_table(a["rows"], first="variant"), "",
                   "Variants: " + "; ".join(f"`{r['variant']}` = {r['label']}" for r in a["rows"]) + ".",
-                  f"The same model with two seeds differs by {100 * a['seed_noise_top1']:.2f} points: differences "
-                  "smaller than that are noise.", ""]
+                  f"The same model with two seeds differs by {100 * a['seed_noise_top1']:.2f} points "
+                  f"({a['rows'][0]['epochs_completed']} and {a['rows'][-1]['epochs_completed']} epochs): differences "
+                  "smaller than that are noise. Each variant trains the whole epochs that fit its budget (planned "
+                  "from its own timing), so epochs can differ by one; at this scale that is worth several points.",
+                  ""]
     if "backends" in parts:
         b = parts["backends"]["result"]
         lines += ["## 5. Images/s per Keras backend (synthetic 32x32 batches, batch 128)", "",
