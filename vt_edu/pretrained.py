@@ -129,10 +129,7 @@ def export_run(run_dir, folder: Path = WEIGHTS_DIR) -> DemoModel:
         ValueError: the run is unfinished, of another model or configuration, or the
             data found now are not the ones it was trained on.
     """
-    import keras
-
-    import vt_edu.layers  # noqa: F401 - registers the custom layers that load_model must find
-    import vt_edu.models.blocks  # noqa: F401
+    from vt_edu.models import create_model
     from vt_edu.training.loop import prepare_data
 
     run_dir = Path(run_dir)
@@ -148,7 +145,10 @@ def export_run(run_dir, folder: Path = WEIGHTS_DIR) -> DemoModel:
                         max_test_images=config["max_test_images"], seed=config["seed"])
     if data[3]["fingerprint"] != config["data"]["fingerprint"]:
         raise ValueError(f"the CIFAR-10 found now is not the data {run_dir} was trained on (fingerprints differ).")
-    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    # The run's final weights, read into the demo architecture (an architecture that does
+    # not match raises here rather than when a chapter loads the weights).
+    model = create_model("vt_resnet18", num_classes=len(data[2]), **MODEL_OPTIONS)
+    model.load_weights(run_dir / "model.keras")
     _write_demo(folder, model, config, metrics, data[0][0], data[2])
     return _load(folder, f"weights exported from {run_dir}")
 
