@@ -117,7 +117,10 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
     def grads(layer, *inputs):
         """Backend autodiff of <outputs, R> with respect to every trainable weight."""
         outs = keras.tree.flatten(layer(*inputs))
-        targets = [np.random.default_rng(7).normal(size=o.shape).astype("float32") for o in outs]
+        # Backend tensors, not NumPy arrays: `torch_tensor * ndarray` would turn the tensor
+        # into NumPy (and fail on one that requires grad).
+        targets = [keras.ops.convert_to_tensor(np.random.default_rng(7).normal(size=o.shape).astype("float32"))
+                   for o in outs]
 
         def loss_of(o):
             return sum(keras.ops.sum(a * r) for a, r in zip(keras.tree.flatten(o), targets))
