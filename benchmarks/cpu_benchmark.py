@@ -222,9 +222,8 @@ def run_target(args, data, out):
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.max_train_images, args.max_test_images,
                                                  args.seed)
     run_dir = out / "runs" / f"vt-target-{args.target_minutes:g}min"
-    epochs, probe = (None, None)
     if (run_dir / "config.json").exists() and args.target_epochs == "auto":
-        epochs = json.loads((run_dir / "config.json").read_text())["epochs"]  # resume with the planned schedule
+        epochs, probe = json.loads((run_dir / "config.json").read_text())["epochs"], None  # resume with the planned schedule
     else:
         epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, args.recipe, args.batch_size,
                                        args.target_minutes, train_set)

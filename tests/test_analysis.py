@@ -10,6 +10,7 @@ from vt_edu.analysis import (
     effective_count,
     focus_ranking,
     most_confident_mistakes,
+    neighbour_agreement,
     per_class_accuracy,
     pixel_assignment,
     top_confusions,
@@ -96,3 +97,10 @@ def test_upsample_repeats_each_cell_into_a_block():
     maps = np.array([[1, 2], [3, 4]])
     big = upsample(maps, 2)
     assert big.tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+
+
+def test_neighbour_agreement_counts_equal_adjacent_pairs():
+    one_label = np.zeros((1, 2, 3), int)
+    assert neighbour_agreement(one_label) == 1.0
+    stripes = np.array([[[0, 1, 0], [0, 1, 0]]])  # 3 vertical pairs agree, 0 of 4 horizontal ones
+    assert neighbour_agreement(stripes) == pytest.approx(3 / 7)

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from vt_edu.reference import softmax
+
 __all__ = [
     "confusion_matrix",
     "effective_count",
     "focus_ranking",
     "most_confident_mistakes",
+    "neighbour_agreement",
     "per_class_accuracy",
     "pixel_assignment",
     "top_confusions",
@@ -82,11 +85,10 @@ def most_confident_mistakes(y_true, logits, k: int = 12) -> np.ndarray:
     """Indices of the ``k`` misclassified images whose wrong prediction had the highest
     softmax probability (the model's most confident errors), most confident first."""
     y_true = _labels(y_true, "y_true")
-    logits = np.asarray(logits, np.float64)
+    logits = np.asarray(logits)
     if logits.shape[:1] != y_true.shape:
         raise ValueError(f"{len(y_true)} labels but logits of shape {logits.shape}.")
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities = softmax(logits, axis=1)
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != y_true)
     confidence = probabilities[wrong, predicted[wrong]]
@@ -132,7 +134,17 @@ def pixel_assignment(projector_attention, height: int, width: int) -> np.ndarray
     return attention.argmax(axis=-1).reshape(len(attention), height, width)
 
 
-def upsample(maps, factor: int) -> np.ndarray:
-    """Nearest-neighbour upsampling of the last two axes by ``factor`` (8x8 maps → 32x32)."""
+def neighbour_agreement(labels) -> float:
+    """Share of horizontally or vertically adjacent pixel pairs with the same label, over
+    label maps ``(B, H, W)`` (1: every map one label; a map's shuffled pixels give the
+    chance level of its mix of labels)."""
+    labels = np.asarray(labels)
+    pairs = [labels[:, 1:] == labels[:, :-1], labels[:, :, 1:] == labels[:, :, :-1]]
+    return float(np.concatenate([p.reshape(len(labels), -1) for p in pairs], axis=1).mean())
+
+
+def upsample(maps, factor: int = 4) -> np.ndarray:
+    """Nearest-neighbour upsampling of the last two axes by ``factor`` (default: the 8x8
+    stage-3 maps → the 32x32 CIFAR image)."""
     maps = np.asarray(maps)
     return np.repeat(np.repeat(maps, factor, axis=-2), factor, axis=-1)

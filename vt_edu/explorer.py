@@ -23,6 +23,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from vt_edu.analysis import effective_count, upsample
+from vt_edu.reference import softmax
 from vt_edu.widgets import LIVE_NOTE, _new_figure, _show
 
 __all__ = ["TokenExplorer"]
@@ -57,9 +58,7 @@ class TokenExplorer:
             raise ValueError(f"{len(self.images)} images and {len(self.labels)} labels for attention maps of {count} images.")
         if self.height * self.width != hw:
             raise ValueError(f"the feature map is {self.height}x{self.width} but the tokenizer attention has {hw} pixels.")
-        logits = np.asarray(maps["logits"], np.float64)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        self.probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        self.probabilities = softmax(maps["logits"], axis=1)
 
         style = {"description_width": "initial"}
         self.image = widgets.IntSlider(0, 0, count - 1, description="test image", continuous_update=False, style=style)

@@ -9,7 +9,6 @@ never disagree with the table beside it.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -48,13 +47,11 @@ def load_benchmark(results_dir, name: str = "cpu-benchmark") -> dict:
 
 
 def run_history(results_dir, run_dir) -> list:
-    """Rows of a recorded run's ``history.csv`` (numbers as floats); ``run_dir`` as the
-    benchmark recorded it, relative to the repository root (the parent of ``results/``)."""
-    path = Path(results_dir).parent / run_dir / "history.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]
+    """Rows of a recorded run's ``history.csv``; ``run_dir`` as the benchmark recorded it,
+    relative to the repository root (the parent of ``results/``)."""
+    from vt_edu.training.loop import read_history
+
+    return read_history(Path(results_dir).parent / run_dir / "history.csv")
 
 
 def _pct(x) -> str:

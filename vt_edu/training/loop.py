@@ -39,7 +39,7 @@ import numpy as np
 
 from vt_edu.training.recipes import Recipe, RecipeError, get_recipe
 
-__all__ = ["RunResult", "TrainingError", "default_run_dir", "prepare_data", "train"]
+__all__ = ["RunResult", "TrainingError", "default_run_dir", "prepare_data", "read_history", "train"]
 
 HISTORY_FIELDS = (
     "epoch",
@@ -196,7 +196,8 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _read_history(path: Path) -> list:
+def read_history(path: Path) -> list:
+    """The rows of a run folder's ``history.csv`` (``epoch`` as int, the rest as floats); ``[]`` if absent."""
     if not path.exists():
         return []
     with path.open(newline="") as f:
@@ -272,7 +273,7 @@ def _callbacks_module():
             start = int(getattr(self.model, "_initial_epoch", None) or 0)
             self.first_epoch = start
             # Rows of epochs that the restored state has not completed are dropped.
-            self.rows = [r for r in _read_history(self.run_dir / "history.csv") if r["epoch"] <= start]
+            self.rows = [r for r in read_history(self.run_dir / "history.csv") if r["epoch"] <= start]
             self.best = max((r.get("val_accuracy", -math.inf) for r in self.rows), default=-math.inf)
             self.spent = sum(r.get("train_seconds", 0.0) for r in self.rows)
             self.session_start = time.perf_counter()
@@ -496,7 +497,7 @@ def train(
         if differences:
             shutil.rmtree(run_dir)
         elif metrics_path.exists():
-            return RunResult(run_dir, old, json.loads(metrics_path.read_text()), _read_history(run_dir / "history.csv"))
+            return RunResult(run_dir, old, json.loads(metrics_path.read_text()), read_history(run_dir / "history.csv"))
     run_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(config_path, json.dumps(config, indent=2) + "\n")
 
@@ -566,7 +567,7 @@ def train(
 
     # -- final evaluation and files
     final = model.evaluate(test_batches, verbose=0, return_dict=True)
-    history = _read_history(run_dir / "history.csv")
+    history = read_history(run_dir / "history.csv")
     if not history:
         raise TrainingError("no epoch was completed.")
     best = max(history, key=lambda r: r.get("val_accuracy", -1))
