@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -51,6 +54,17 @@ def test_model_trains_saves_and_reloads(name, tmp_path):
         reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
     assert count_macs(model).total_params == model.count_params()
+
+
+def test_a_saved_vt_resnet18_reloads_in_a_fresh_python_after_importing_vt_edu_models(tmp_path):
+    # In this process building the model already registered its layers; a reader who
+    # opens a run's model.keras in a new session has only imported the package.
+    path = tmp_path / "vt.keras"
+    create_model("vt_resnet18", num_classes=10, **TINY["vt_resnet18"]).save(path)
+    script = f"import vt_edu.models, keras; print(keras.models.load_model({str(path)!r}).name)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("vt_resnet18")
 
 
 def test_cnn_is_the_tensorflow_tutorial_network():
