@@ -28,7 +28,7 @@ def results(tmp_path):
                         _run("vit", 0.55, 58e6, ips=200.0)],
                "minutes": 8, "width": 0.25, "vt_to_resnet_seconds_per_image": 1.033, "vt_to_resnet_macs": 1.057},
         "target": {**_run("vt_resnet18", 0.86, 37e6, seconds=3400.0), "target_top1": 0.85, "target_minutes": 60,
-                   "reached": True},
+                   "reached": True, "top1_flip_tta": 0.8712},
     }
     for name, result in parts.items():
         record = {"part": name, "settings": {"width": 0.25}, "provenance": PROVENANCE, "result": result}
@@ -49,6 +49,14 @@ def test_summary_states_every_recorded_comparison_with_its_numbers(results):
     assert "+1.00 points against ResNet-18 with 1.06 times its MACs and 1.03 times its training time" in text
     assert "saving does not appear on 32x32 images" in text
     assert "reached 86.00 %" in text and "target was reached" in text
+    assert "flip test-time augmentation, no extra training) gives 87.12 %" in text
+
+
+def test_summary_of_a_target_recorded_without_flip_tta_leaves_it_out(results):
+    parts = load_benchmark(results)
+    del parts["target"]["result"]["top1_flip_tta"]
+    text = summary(parts)
+    assert "target was reached" in text and "test-time augmentation" not in text
 
 
 def test_summary_without_a_benchmark_says_so(tmp_path):

@@ -141,4 +141,9 @@ def summary(parts: dict) -> str:
             f"reached {_pct(t['top1'])} ({t['epochs_completed']} epochs, {t['train_seconds'] / 60:.1f} minutes of "
             f"training): the {100 * t['target_top1']:.0f} % target was {'reached' if t['reached'] else 'missed'}."
         )
+        if "top1_flip_tta" in t:
+            text.append(
+                f"Classifying each test image and its mirror image and averaging the two predictions (flip "
+                f"test-time augmentation, no extra training) gives {_pct(t['top1_flip_tta'])}."
+            )
     return " ".join(text)

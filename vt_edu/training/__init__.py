@@ -11,6 +11,7 @@
 * :mod:`~vt_edu.training.distillation`: the 0.8·KD + 0.2·CE loss and :class:`Distiller`.
 * :mod:`~vt_edu.training.loop`: :func:`train` and its run folders.
 * :mod:`~vt_edu.training.compare`: :func:`compare`, several models on the same data.
+* :mod:`~vt_edu.training.evaluation`: top-1 with horizontal-flip test-time augmentation.
 
 Names are imported lazily (PEP 562), so ``import vt_edu.training.recipes`` does not
 load Keras: the command line picks the Keras backend after reading its options.
@@ -32,6 +33,8 @@ _EXPORTS = {
     "default_run_dir": "loop",
     "prepare_data": "loop",
     "train": "loop",
+    "flip_tta_accuracy": "evaluation",
+    "predict_probabilities": "evaluation",
     "ImageBatches": "pipeline",
     "RECIPES": "recipes",
     "Recipe": "recipes",
