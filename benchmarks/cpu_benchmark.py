@@ -14,7 +14,8 @@ separately (each on the backend that suits it) and the report stays whole.
    ``vit`` (its default size) with the same recipe and budget: a table, ``curves.png``
    and one run folder per model.
 3. ``target``: one ``vt_resnet18`` run with a ``--target-minutes`` budget (60): can a
-   VT-ResNet reach 85 % CIFAR-10 test accuracy in an hour on this CPU?
+   VT-ResNet reach 85 % CIFAR-10 test accuracy in an hour on this CPU? Judged on plain
+   top-1; top-1 with horizontal-flip test-time augmentation is recorded beside it.
 4. ``ablations``: the paper's ablations (tokenizer type, number of tokens, projector
    on/off, recurrent or not) on a class-balanced ``--ablation-train-images`` subset,
    each with the same ``--ablation-minutes`` budget, plus the baseline again with a
@@ -118,8 +119,9 @@ def probe_images_per_second(model_name, width, model_options, recipe, batch_size
     """Training images/s of one model on real augmented batches (after 2 warm-up steps)."""
     import keras
 
+    import keras
+
     from vt_edu.data import channel_stats
-    from vt_edu.models import create_model
     from vt_edu.training.pipeline import ImageBatches
 
     n = batch_size * (steps + 2)
@@ -216,7 +218,10 @@ def run_vt(args, data, out):
 
 
 def run_target(args, data, out):
-    from vt_edu.training import train
+    import keras
+
+    from vt_edu.data import channel_stats
+    from vt_edu.training import flip_tta_accuracy, train
     from vt_edu.training.loop import prepare_data
 
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.max_train_images, args.max_test_images,
@@ -231,11 +236,18 @@ def run_target(args, data, out):
                    width=args.width, batch_size=args.batch_size, data=(train_set, test_set, names),
                    time_budget_minutes=args.target_minutes, verbose=2)
     m = result.metrics
-    reached = m["top1"] >= TARGET_TOP1 and m["train_seconds"] <= 60 * args.target_minutes
+    in_time = m["train_seconds"] <= 60 * args.target_minutes
+    reached = m["top1"] >= TARGET_TOP1 and in_time
+    # Flip test-time augmentation is a second, labelled number: the target is judged on plain top-1.
+    # A finished run folder returns no model: reload its final one.
+    model = result.model or keras.models.load_model(result.run_dir / "model.keras", compile=False)
+    tta = flip_tta_accuracy(model, *test_set, *channel_stats(train_set[0]))
     print(f"[target] vt_resnet18 width {args.width}: top-1 {100 * m['top1']:.2f} % in {m['train_seconds'] / 60:.1f} min "
-          f"({'reached' if reached else 'missed'} {100 * TARGET_TOP1:.0f} % in {args.target_minutes:g} min)", flush=True)
+          f"({'reached' if reached else 'missed'} {100 * TARGET_TOP1:.0f} % in {args.target_minutes:g} min); "
+          f"with flip test-time augmentation {100 * tta['top1_flip_tta']:.2f} %", flush=True)
     return _row(result, target_top1=TARGET_TOP1, target_minutes=args.target_minutes, reached=bool(reached),
-                epochs_probe=probe)
+                top1_flip_tta=tta["top1_flip_tta"],
+                reached_with_flip_tta=bool(tta["top1_flip_tta"] >= TARGET_TOP1 and in_time), epochs_probe=probe)
 
 
 def run_ablations(args, data, out):
@@ -372,7 +384,10 @@ def write_markdown(out):
         lines += [f"## 3. Target: {100 * t['target_top1']:.0f} % in {t['target_minutes']:g} minutes", "",
                   _provenance_line(parts["target"]), "", *_run_table([t]), "",
                   f"Target {'reached' if t['reached'] else 'missed'}: top-1 {100 * t['top1']:.2f} % after "
-                  f"{t['train_seconds'] / 60:.1f} minutes of training.", ""]
+                  f"{t['train_seconds'] / 60:.1f} minutes of training."
+                  + (f" With horizontal-flip test-time augmentation (each test image and its mirror image, softmax "
+                     f"probabilities averaged: two forward passes, no extra training) {100 * t['top1_flip_tta']:.2f} %."
+                     if "top1_flip_tta" in t else ""), ""]
     if "ablations" in parts:
         a = parts["ablations"]["result"]
         lines += [f"## 4. Ablations ({a['train_images']} training / {a['test_images']} test images, "
