@@ -119,9 +119,8 @@ def probe_images_per_second(model_name, width, model_options, recipe, batch_size
     """Training images/s of one model on real augmented batches (after 2 warm-up steps)."""
     import keras
 
-    import keras
-
     from vt_edu.data import channel_stats
+    from vt_edu.models import create_model
     from vt_edu.training.pipeline import ImageBatches
 
     n = batch_size * (steps + 2)
@@ -130,11 +129,12 @@ def probe_images_per_second(model_name, width, model_options, recipe, batch_size
     model = create_model(model_name, width=width, **model_options)
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9, clipnorm=recipe.clip_norm),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # A training set smaller than the probe repeats its batches (an index past the end would be empty).
     for i in range(2):  # compile / warm up
-        model.train_on_batch(*batches[i])
+        model.train_on_batch(*batches[i % len(batches)])
     t0 = time.perf_counter()
     for i in range(2, steps + 2):
-        model.train_on_batch(*batches[i])
+        model.train_on_batch(*batches[i % len(batches)])
     return batch_size * steps / (time.perf_counter() - t0)
 
 
