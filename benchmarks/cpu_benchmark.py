@@ -30,17 +30,16 @@ Epochs: a cosine schedule must end when the budget does, so with ``--epochs auto
 and lays the schedule over the epochs that fit in 92 % of the budget; the budget
 itself still stops training if the machine slows down.
 
+Recipe: ``--recipe`` (``fast``) names the recipe of the vt, target and ablation parts;
+``--recipe-set KEY=VALUE`` changes one of its settings (e.g. ``clip_norm=5``), and the
+target part's report names the changes.
+
 Data: ``--data`` or ``VT_EDU_DATA`` (a folder or .tar.gz in image-folder or official
 CIFAR layout, see :func:`vt_edu.data.load_cifar`). If the data are the JPEG copy of
 CIFAR-10, accuracies are close to but not identical with the official test set.
 
-The recorded run (``results/cpu-benchmark``; 2-core CPU, about 2 hours in all)::
-
-    export VT_EDU_DATA=/path/to/cifar10
-    KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/cpu_benchmark.py --parts cnn
-    KERAS_BACKEND=torch .venv/bin/python benchmarks/cpu_benchmark.py --parts target,vt,ablations \\
-        --minutes 8 --ablation-minutes 2.5
-    .venv/bin/python benchmarks/cpu_benchmark.py --parts backends
+The recorded runs (``results/cpu-benchmark``, on the 2-core CPU) and their
+exact command lines are listed in ``results/README.md``.
 
 Smoke test (a minute or two)::
 
@@ -91,6 +90,9 @@ def parse_args(argv=None):
     p.add_argument("--cnn-epochs", type=int, default=10, help="epochs of the students' CNN (default 10).")
     p.add_argument("--width", type=float, default=0.25, help="width of resnet18/vt_resnet18 (default 0.25).")
     p.add_argument("--recipe", default="fast", help="recipe of the vt, target and ablation parts (default: fast).")
+    p.add_argument("--recipe-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one setting of --recipe (repeatable; VALUE as JSON, e.g. clip_norm=5 or "
+                        "clip_norm=null): the vt, target and ablation parts train with the changed recipe.")
     p.add_argument("--minutes", type=float, default=10.0, help="training-time budget per model in part vt (default 10).")
     p.add_argument("--epochs", default="auto", help="epochs in part vt: a number, or auto (what fits the budget).")
     p.add_argument("--target-minutes", type=float, default=60.0, help="budget of part target (default 60).")
@@ -138,11 +140,27 @@ def probe_images_per_second(model_name, width, model_options, recipe, batch_size
     return batch_size * steps / (time.perf_counter() - t0)
 
 
-def epochs_for_budget(models, width, recipe_name, batch_size, minutes, train_set, options_per_model=None):
+def recipe_of(args):
+    """``--recipe`` with the ``--recipe-set`` changes applied (raises RecipeError on a bad key)."""
+    from vt_edu.training.recipes import get_recipe
+
+    overrides = {}
+    for item in args.recipe_set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--recipe-set expects KEY=VALUE, got {item!r}.")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value  # a plain word, e.g. augment=randaugment
+    return get_recipe(args.recipe, **overrides)
+
+
+def epochs_for_budget(models, width, recipe, batch_size, minutes, train_set, options_per_model=None):
     """The epochs the slowest of ``models`` completes in ``BUDGET_FILL`` of ``minutes``."""
     from vt_edu.training.recipes import get_recipe
 
-    recipe = get_recipe(recipe_name)
+    recipe = get_recipe(recipe)
     batch_size = batch_size or recipe.batch_size
     x, y = train_set
     speeds = {m: probe_images_per_second(m, width, (options_per_model or {}).get(m, {}), recipe, batch_size, x, y)
@@ -192,15 +210,15 @@ def run_vt(args, data, out):
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.max_train_images, args.max_test_images,
                                                  args.seed)
     folder = out / "runs" / "vt-vs-resnet"
-    epochs, probe = resolve_epochs(args.epochs, models, args.width, args.recipe, args.batch_size, args.minutes, train_set)
-    results = compare(models, "cifar10", recipe=args.recipe, out_dir=folder, epochs=epochs,
+    epochs, probe = resolve_epochs(args.epochs, models, args.width, recipe_of(args), args.batch_size, args.minutes, train_set)
+    results = compare(models, "cifar10", recipe=recipe_of(args), out_dir=folder, epochs=epochs,
                       seed=args.seed, data=(train_set, test_set, names), verbose=2, width=args.width,
                       batch_size=args.batch_size, time_budget_minutes=args.minutes)
     # The patch-token ViT (the students' fallback) with the same recipe and budget; it is
     # slower per image, so it gets its own epoch count (a cosine that ends with the budget).
-    vit_epochs, vit_probe = resolve_epochs(args.epochs, ["vit"], 1.0, args.recipe, args.batch_size, args.minutes,
+    vit_epochs, vit_probe = resolve_epochs(args.epochs, ["vit"], 1.0, recipe_of(args), args.batch_size, args.minutes,
                                            train_set)
-    results.append(train("vit", "cifar10", recipe=args.recipe, epochs=vit_epochs, run_dir=folder / "vit",
+    results.append(train("vit", "cifar10", recipe=recipe_of(args), epochs=vit_epochs, run_dir=folder / "vit",
                          seed=args.seed, data=(train_set, test_set, names), batch_size=args.batch_size,
                          time_budget_minutes=args.minutes, verbose=2))
     write_report(results, folder)
@@ -230,9 +248,9 @@ def run_target(args, data, out):
     if (run_dir / "config.json").exists() and args.target_epochs == "auto":
         epochs, probe = json.loads((run_dir / "config.json").read_text())["epochs"], None  # resume with the planned schedule
     else:
-        epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, args.recipe, args.batch_size,
+        epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, recipe_of(args), args.batch_size,
                                        args.target_minutes, train_set)
-    result = train("vt_resnet18", "cifar10", recipe=args.recipe, epochs=epochs, run_dir=run_dir, seed=args.seed,
+    result = train("vt_resnet18", "cifar10", recipe=recipe_of(args), epochs=epochs, run_dir=run_dir, seed=args.seed,
                    width=args.width, batch_size=args.batch_size, data=(train_set, test_set, names),
                    time_budget_minutes=args.target_minutes, verbose=2)
     m = result.metrics
@@ -245,7 +263,8 @@ def run_target(args, data, out):
     print(f"[target] vt_resnet18 width {args.width}: top-1 {100 * m['top1']:.2f} % in {m['train_seconds'] / 60:.1f} min "
           f"({'reached' if reached else 'missed'} {100 * TARGET_TOP1:.0f} % in {args.target_minutes:g} min); "
           f"with flip test-time augmentation {100 * tta['top1_flip_tta']:.2f} %", flush=True)
-    return _row(result, target_top1=TARGET_TOP1, target_minutes=args.target_minutes, reached=bool(reached),
+    return _row(result, recipe=args.recipe, recipe_changes=args.recipe_set, target_top1=TARGET_TOP1,
+                target_minutes=args.target_minutes, reached=bool(reached),
                 top1_flip_tta=tta["top1_flip_tta"],
                 reached_with_flip_tta=bool(tta["top1_flip_tta"] >= TARGET_TOP1 and in_time), epochs_probe=probe)
 
@@ -260,9 +279,9 @@ def run_ablations(args, data, out):
     variants.append(("paper-seed1", ABLATIONS["paper"][0] + ", seed + 1", {}, args.seed + 1))
     rows = []
     for key, label, options, seed in variants:
-        epochs, probe = resolve_epochs(args.epochs, ["vt_resnet18"], args.width, args.recipe, args.batch_size,
+        epochs, probe = resolve_epochs(args.epochs, ["vt_resnet18"], args.width, recipe_of(args), args.batch_size,
                                        args.ablation_minutes, train_set, {"vt_resnet18": options})
-        result = train("vt_resnet18", "cifar10", recipe=args.recipe, epochs=epochs,
+        result = train("vt_resnet18", "cifar10", recipe=recipe_of(args), epochs=epochs,
                        run_dir=out / "runs" / "ablations" / key, seed=seed, width=args.width,
                        batch_size=args.batch_size, model_options=options, data=(train_set, test_set, names),
                        time_budget_minutes=args.ablation_minutes, verbose=2)
@@ -360,6 +379,14 @@ def _run_table(rows, first="model"):
     return lines
 
 
+def _ablation_epochs_sentence(rows):
+    completed = {r["epochs_completed"] for r in rows}
+    if len(completed) == 1 and all(r["epochs_completed"] == r["epochs_requested"] for r in rows):
+        return f"Every variant trains the same {completed.pop()} epochs (the budget only caps the time)."
+    return ("Each variant trains the whole epochs that fit its budget (planned from its own timing), so epochs "
+            "differ; at this scale one epoch is worth several points.")
+
+
 def write_markdown(out):
     parts = {name: json.loads((out / f"{name}.json").read_text()) for name in PARTS if (out / f"{name}.json").exists()}
     lines = ["# CPU benchmark", "",
@@ -384,7 +411,9 @@ def write_markdown(out):
         lines += [f"## 3. Target: {100 * t['target_top1']:.0f} % in {t['target_minutes']:g} minutes", "",
                   _provenance_line(parts["target"]), "", *_run_table([t]), "",
                   f"Target {'reached' if t['reached'] else 'missed'}: top-1 {100 * t['top1']:.2f} % after "
-                  f"{t['train_seconds'] / 60:.1f} minutes of training."
+                  f"{t['train_seconds'] / 60:.1f} minutes of training"
+                  + (f" (recipe `{t['recipe']}`" + (f" with {', '.join(t['recipe_changes'])})" if t["recipe_changes"]
+                                                    else ")") if "recipe" in t else "") + "."
                   + (f" With horizontal-flip test-time augmentation (each test image and its mirror image, softmax "
                      f"probabilities averaged: two forward passes, no extra training) {100 * t['top1_flip_tta']:.2f} %."
                      if "top1_flip_tta" in t else ""), ""]
@@ -396,9 +425,7 @@ def write_markdown(out):
                   "Variants: " + "; ".join(f"`{r['variant']}` = {r['label']}" for r in a["rows"]) + ".",
                   f"The same model with two seeds differs by {100 * a['seed_noise_top1']:.2f} points "
                   f"({a['rows'][0]['epochs_completed']} and {a['rows'][-1]['epochs_completed']} epochs): differences "
-                  "smaller than that are noise. Each variant trains the whole epochs that fit its budget (planned "
-                  "from its own timing), so epochs can differ by one; at this scale that is worth several points.",
-                  ""]
+                  "smaller than that are noise. " + _ablation_epochs_sentence(a["rows"]), ""]
     if "backends" in parts:
         b = parts["backends"]["result"]
         lines += ["## 5. Images/s per Keras backend (synthetic 32x32 batches, batch 128)", "",
@@ -421,6 +448,11 @@ def main(argv=None):
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         print(f"error: unknown part(s) {', '.join(unknown)}; use any of {', '.join(PARTS)}.", file=sys.stderr)
+        return 2
+    try:
+        recipe_of(args)  # a bad --recipe or --recipe-set fails here, before any data are loaded
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,49 @@
+"""benchmarks/cpu_benchmark.py: epochs planned from a probe of real training steps; recipe changes."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vt_edu.training import get_recipe
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_benchmark.py"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("cpu_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_probe_times_training_steps_even_on_fewer_images_than_it_needs():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(24) % 10
+    # 3 batches of 8 images, but 2 warm-up + 4 timed steps: batches are reused.
+    speed = _benchmark().probe_images_per_second("cnn", 1.0, {}, get_recipe("seed"), 8, x, y, steps=4)
+    assert np.isfinite(speed) and speed > 0
+
+
+def test_recipe_set_changes_the_recipe_that_the_parts_train_with():
+    bench = _benchmark()
+    args = bench.parse_args(["--recipe", "fast", "--recipe-set", "clip_norm=5", "--recipe-set", "clip_norm=null",
+                             "--recipe-set", "augment=none", "--recipe-set", "label_smoothing=0.2"])
+    recipe = bench.recipe_of(args)
+    assert recipe.name == "fast" and recipe.clip_norm is None  # the last of repeated keys wins
+    assert recipe.augment == "none" and recipe.label_smoothing == 0.2
+    assert recipe.learning_rate == get_recipe("fast").learning_rate  # the rest is the named recipe
+    assert bench.recipe_of(bench.parse_args([])) == get_recipe("fast")
+
+
+@pytest.mark.parametrize("setting, message", [("clipnorm=5", "no setting clipnorm"),
+                                               ("clip_norm", "expects KEY=VALUE")])
+def test_bad_recipe_set_fails_before_any_data_are_loaded(setting, message, tmp_path, capsys):
+    # --data points nowhere: an error about it would mean the data were read first.
+    code = _benchmark().main(["--out", str(tmp_path), "--data", str(tmp_path / "missing"), "--parts", "target",
+                              "--recipe-set", setting])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
