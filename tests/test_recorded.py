@@ -48,8 +48,15 @@ def test_summary_states_every_recorded_comparison_with_its_numbers(results):
     assert "ResNet-18 80.00 %" in text and "VT-ResNet-18 81.00 %" in text and "ViT 55.00 %" in text
     assert "+1.00 points against ResNet-18 with 1.06 times its MACs and 1.03 times its training time" in text
     assert "saving does not appear on 32x32 images" in text
-    assert "reached 86.00 %" in text and "target was reached" in text
+    assert "trained with the `fast` recipe reached 86.00 %" in text and "target was reached" in text
     assert "flip test-time augmentation, no extra training) gives 87.12 %" in text
+
+
+def test_summary_names_the_recipe_changes_of_the_target_run(results):
+    parts = load_benchmark(results)
+    parts["target"]["result"].update(recipe="fast", recipe_changes=["clip_norm=5", "label_smoothing=0.2"])
+    text = summary(parts)
+    assert "trained with the `fast` recipe with clip_norm=5, label_smoothing=0.2 reached 86.00 %" in text
 
 
 def test_summary_of_a_target_recorded_without_flip_tta_leaves_it_out(results):

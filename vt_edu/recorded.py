@@ -136,10 +136,14 @@ def summary(parts: dict) -> str:
             )
     if "target" in parts:
         t = parts["target"]["result"]
+        # Older part files name no recipe; the benchmark's default then was `fast`, unchanged.
+        recipe = f"the `{t.get('recipe', 'fast')}` recipe" + (
+            f" with {', '.join(t['recipe_changes'])}" if t.get("recipe_changes") else "")
         text.append(
             f"Given {t['target_minutes']:g} minutes, VT-ResNet-18 at width {parts['target']['settings']['width']:g} "
-            f"reached {_pct(t['top1'])} ({t['epochs_completed']} epochs, {t['train_seconds'] / 60:.1f} minutes of "
-            f"training): the {100 * t['target_top1']:.0f} % target was {'reached' if t['reached'] else 'missed'}."
+            f"trained with {recipe} reached {_pct(t['top1'])} ({t['epochs_completed']} epochs, "
+            f"{t['train_seconds'] / 60:.1f} minutes of training): the {100 * t['target_top1']:.0f} % target was "
+            f"{'reached' if t['reached'] else 'missed'}."
         )
         if "top1_flip_tta" in t:
             text.append(
