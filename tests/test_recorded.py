@@ -59,6 +59,14 @@ def test_summary_names_the_recipe_changes_of_the_target_run(results):
     assert "trained with the `fast` recipe with clip_norm=5, label_smoothing=0.2 reached 86.00 %" in text
 
 
+def test_summary_says_when_the_target_accuracy_came_after_the_budget(results):
+    parts = load_benchmark(results)
+    parts["target"]["result"].update(reached=False, train_seconds=3600.07)
+    text = summary(parts)
+    assert "reached 86.00 %" in text
+    assert "target was missed (by time: 3600.07 s of training is past the 60-minute budget)." in text
+
+
 def test_summary_of_a_target_recorded_without_flip_tta_leaves_it_out(results):
     parts = load_benchmark(results)
     del parts["target"]["result"]["top1_flip_tta"]

@@ -143,7 +143,9 @@ def summary(parts: dict) -> str:
             f"Given {t['target_minutes']:g} minutes, VT-ResNet-18 at width {parts['target']['settings']['width']:g} "
             f"trained with {recipe} reached {_pct(t['top1'])} ({t['epochs_completed']} epochs, "
             f"{t['train_seconds'] / 60:.1f} minutes of training): the {100 * t['target_top1']:.0f} % target was "
-            f"{'reached' if t['reached'] else 'missed'}."
+            f"{'reached' if t['reached'] else 'missed'}"
+            + (f" (by time: {t['train_seconds']:.2f} s of training is past the {t['target_minutes']:g}-minute budget)."
+               if not t["reached"] and t["top1"] >= t["target_top1"] else ".")
         )
         if "top1_flip_tta" in t:
             text.append(
