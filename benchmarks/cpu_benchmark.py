@@ -387,6 +387,21 @@ def _ablation_epochs_sentence(rows):
             "differ; at this scale one epoch is worth several points.")
 
 
+def _target_sentence(t):
+    late = not t["reached"] and t["top1"] >= t["target_top1"]  # accurate enough, but after the budget
+    took = (f"{t['train_seconds']:.2f} s of training, past the {t['target_minutes']:g}-minute budget" if late
+            else f"{t['train_seconds'] / 60:.1f} minutes of training")
+    recipe = ""
+    if "recipe" in t:  # older part files name no recipe
+        changes = f" with {', '.join(t['recipe_changes'])}" if t["recipe_changes"] else ""
+        recipe = f" (recipe `{t['recipe']}`{changes})"
+    text = f"Target {'reached' if t['reached'] else 'missed'}: top-1 {100 * t['top1']:.2f} % after {took}{recipe}."
+    if "top1_flip_tta" in t:
+        text += (" With horizontal-flip test-time augmentation (each test image and its mirror image, softmax "
+                 f"probabilities averaged: two forward passes, no extra training) {100 * t['top1_flip_tta']:.2f} %.")
+    return text
+
+
 def write_markdown(out):
     parts = {name: json.loads((out / f"{name}.json").read_text()) for name in PARTS if (out / f"{name}.json").exists()}
     lines = ["# CPU benchmark", "",
@@ -410,15 +425,7 @@ def write_markdown(out):
         t = parts["target"]["result"]
         lines += [f"## 3. Target: {100 * t['target_top1']:.0f} % in {t['target_minutes']:g} minutes", "",
                   _provenance_line(parts["target"]), "", *_run_table([t]), "",
-                  f"Target {'reached' if t['reached'] else 'missed'}: top-1 {100 * t['top1']:.2f} % after "
-                  + (f"{t['train_seconds']:.2f} s of training, past the {t['target_minutes']:g}-minute budget"
-                     if not t["reached"] and t["top1"] >= t["target_top1"] else
-                     f"{t['train_seconds'] / 60:.1f} minutes of training")
-                  + (f" (recipe `{t['recipe']}`" + (f" with {', '.join(t['recipe_changes'])})" if t["recipe_changes"]
-                                                    else ")") if "recipe" in t else "") + "."
-                  + (f" With horizontal-flip test-time augmentation (each test image and its mirror image, softmax "
-                     f"probabilities averaged: two forward passes, no extra training) {100 * t['top1_flip_tta']:.2f} %."
-                     if "top1_flip_tta" in t else ""), ""]
+                  _target_sentence(t), ""]
     if "ablations" in parts:
         a = parts["ablations"]["result"]
         lines += [f"## 4. Ablations ({a['train_images']} training / {a['test_images']} test images, "
