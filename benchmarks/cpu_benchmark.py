@@ -97,6 +97,10 @@ def parse_args(argv=None):
     p.add_argument("--epochs", default="auto", help="epochs in part vt: a number, or auto (what fits the budget).")
     p.add_argument("--target-minutes", type=float, default=60.0, help="budget of part target (default 60).")
     p.add_argument("--target-epochs", default="auto", help="epochs of part target: a number, or auto.")
+    p.add_argument("--target-schedule-clock", choices=("steps", "time"), default="steps",
+                   help="what moves the target run's learning-rate schedule (see vt_edu.training.train): steps "
+                        "(default), or time: the budget stands for --target-epochs epochs, so the cosine ends "
+                        "with the budget.")
     p.add_argument("--ablation-minutes", type=float, default=3.0, help="budget per ablation run (default 3).")
     p.add_argument("--ablation-train-images", type=int, default=10000, help="training subset of the ablations (default 10000).")
     p.add_argument("--ablation-test-images", type=int, default=5000, help="test subset of the ablations (default 5000).")
@@ -252,7 +256,7 @@ def run_target(args, data, out):
                                        args.target_minutes, train_set)
     result = train("vt_resnet18", "cifar10", recipe=recipe_of(args), epochs=epochs, run_dir=run_dir, seed=args.seed,
                    width=args.width, batch_size=args.batch_size, data=(train_set, test_set, names),
-                   time_budget_minutes=args.target_minutes, verbose=2)
+                   time_budget_minutes=args.target_minutes, schedule_clock=args.target_schedule_clock, verbose=2)
     m = result.metrics
     in_time = m["train_seconds"] <= 60 * args.target_minutes
     reached = m["top1"] >= TARGET_TOP1 and in_time
@@ -263,7 +267,8 @@ def run_target(args, data, out):
     print(f"[target] vt_resnet18 width {args.width}: top-1 {100 * m['top1']:.2f} % in {m['train_seconds'] / 60:.1f} min "
           f"({'reached' if reached else 'missed'} {100 * TARGET_TOP1:.0f} % in {args.target_minutes:g} min); "
           f"with flip test-time augmentation {100 * tta['top1_flip_tta']:.2f} %", flush=True)
-    return _row(result, recipe=args.recipe, recipe_changes=args.recipe_set, target_top1=TARGET_TOP1,
+    return _row(result, recipe=args.recipe, recipe_changes=args.recipe_set,
+                schedule_clock=args.target_schedule_clock, target_top1=TARGET_TOP1,
                 target_minutes=args.target_minutes, reached=bool(reached),
                 top1_flip_tta=tta["top1_flip_tta"],
                 reached_with_flip_tta=bool(tta["top1_flip_tta"] >= TARGET_TOP1 and in_time), epochs_probe=probe)

@@ -66,6 +66,7 @@ def test_cli_model_names_match_the_registry():
         (["train", "--model", "cnn", "--option", "num_tokens=8"], "has no option 'num_tokens'"),
         (["train", "--model", "vt_resnet18", "--option", "tokenizer=conv"], "tokenizer='conv' is invalid"),
         (["compare", "--models", "cnn,resnet50"], "unknown model(s) resnet50"),
+        (["train", "--model", "cnn", "--schedule-clock", "time"], "schedule_clock='time' needs a time budget"),
         (["flops", "--model", "vit", "--stem", "cifar"], "--stem applies to resnet18"),
     ],
 )

@@ -242,6 +242,8 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
         (dict(dataset="mnist"), "unknown dataset 'mnist'"),
         (dict(model_options={"num_tokens": 8}), "has no option 'num_tokens'"),
         (dict(width=-1.0), "width=-1.0 is invalid"),
+        (dict(schedule_clock="wall"), "unknown schedule clock 'wall'"),
+        (dict(schedule_clock="time"), "schedule_clock='time' needs a time budget"),
     ],
 )
 def test_bad_options_fail_before_loading_data(kwargs, message, tmp_path, monkeypatch):
@@ -263,6 +265,79 @@ def test_time_budget_stops_training(tmp_path):
     result = train(recipe="seed", epochs=5, run_dir=tmp_path / "r", time_budget_minutes=1e-6, **TINY)
     assert result.metrics["stopped_early"] == "time budget"
     assert result.metrics["epochs_completed"] == 1
+
+
+class _SlowBatches(keras.callbacks.Callback):
+    """Makes every training batch take at least ``seconds`` (the sleep is inside the batch's time)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_batch_begin(self, batch, logs=None):
+        import time
+
+        time.sleep(self.seconds)
+
+
+def test_time_budget_is_never_exceeded(tmp_path):
+    # 6 epochs of 4 batches of >= 0.4 s would take over 9.6 s; the budget is 8 s. The run
+    # must stop before the batch that would cross it, not after (which ended 0.07 s past
+    # the hour in a recorded 60-minute run).
+    budget = 8.0
+    result = train(recipe="seed", epochs=6, run_dir=tmp_path / "r", time_budget_minutes=budget / 60,
+                   callbacks=[_SlowBatches(0.4)], **TINY)
+    assert result.metrics["stopped_early"] == "time budget"
+    assert result.metrics["train_seconds"] <= budget
+    # It used the budget; the first batch (graph tracing) makes the prediction cautious.
+    assert result.metrics["train_seconds"] >= budget / 2
+
+
+def test_time_clock_schedule_follows_the_training_time(tmp_path):
+    # The budget stands for 2 epochs of the cosine; batches take >= 0.3 s, 4 per epoch,
+    # so the 12 s budget outlasts the cap of 4 epochs: training goes past the planned 2
+    # epochs and the rate follows the clock, not the step count (by steps, the rate
+    # would be 0 from the end of epoch 2 on).
+    budget, planned = 12.0, 2
+    recipe = get_recipe("fast", clip_norm=None)
+    result = train(recipe=recipe, epochs=planned, run_dir=tmp_path / "t", time_budget_minutes=budget / 60,
+                   schedule_clock="time", callbacks=[_SlowBatches(0.3)], **TINY)
+    assert result.metrics["schedule_clock"] == "time"
+    assert result.config["schedule_clock"] == "time"
+    assert planned < result.metrics["epochs_completed"] <= 2 * planned
+    peak = recipe.scaled_learning_rate(TINY["batch_size"])
+    schedule = WarmupCosineSchedule(peak, 4, total_epochs=planned, warmup_epochs=1)
+    spent = 0.0
+    for row in result.history:
+        # The rate of an epoch's last batch was set at its start: one batch (<= 1.5 s
+        # here, with the sleep) before the end of the epoch's training time.
+        spent += row["train_seconds"]
+        start, end = (planned * min(t / budget, 1.0) for t in (max(spent - 1.5, 0.0), spent))
+        rates = sample_lr(schedule, np.linspace(start, end, 50))[1]
+        assert rates.min() - 1e-6 <= row["lr"] <= rates.max() + 1e-6, (row, start, end)
+
+
+def test_time_clock_epoch_cap_and_position(tmp_path):
+    from vt_edu.training import loop
+
+    class FakeLogger:
+        budget_seconds = 60.0
+
+        def __init__(self, elapsed):
+            self.seconds = elapsed
+
+        def elapsed(self):
+            return self.seconds
+
+    ClockSchedule = loop._callbacks_module()[3]
+    schedule = WarmupCosineSchedule(0.1, 5, total_epochs=10, warmup_epochs=1)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.5), "mse")
+    for elapsed, expected in [(3.0, 0.05), (30.0, 0.05 * (1 + math.cos(math.pi * 4 / 9))), (60.0, 0.0), (90.0, 0.0)]:
+        callback = ClockSchedule(schedule, 10, FakeLogger(elapsed))
+        callback.set_model(model)
+        callback.on_train_batch_begin(0)
+        assert float(model.optimizer.learning_rate) == pytest.approx(expected, abs=1e-6), elapsed
 
 
 def test_advanced_recipe_with_ema_randaugment_and_distillation(tmp_path):

@@ -101,7 +101,15 @@ def _add_training_options(p, several=False):
                    help="seed of weights, data order, augmentation and dropout (default: 0).")
     p.add_argument("--minutes", type=_positive_float, default=None,
                    help=("training-time budget " + ("per model " if several else "") +
-                         "in minutes: stop after the batch that exceeds it (the epoch is then validated)."))
+                         "in minutes: stop before a batch that would end past it (the epoch is then validated)."))
+    from vt_edu.training.loop import SCHEDULE_CLOCKS, TIME_CLOCK_EPOCH_CAP
+
+    p.add_argument("--schedule-clock", choices=SCHEDULE_CLOCKS, default="steps",
+                   help=("what moves the learning-rate schedule: steps (default; the same seed repeats a run) or "
+                         "time (needs --minutes): the budget stands for --epochs "
+                         "epochs of the schedule, so a cosine ends when the budget does however fast the machine "
+                         "is, and training goes on until the budget is spent (at most "
+                         f"{TIME_CLOCK_EPOCH_CAP} x --epochs)."))
     p.add_argument("--teacher", default=None, metavar="MODEL.keras",
                    help="distil from this trained model (loss 0.8 KD + 0.2 CE; see vt_edu.training.distillation).")
     p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
@@ -209,6 +217,7 @@ def _cmd_train(args):
         mixed_precision=args.mixed_precision,
         jit_compile=args.jit,
         time_budget_minutes=args.minutes,
+        schedule_clock=args.schedule_clock,
         overwrite=args.overwrite,
         verbose=args.verbose,
     )
@@ -254,6 +263,7 @@ def _cmd_compare(args):
         mixed_precision=args.mixed_precision,
         jit_compile=args.jit,
         time_budget_minutes=args.minutes,
+        schedule_clock=args.schedule_clock,
         overwrite=args.overwrite,
     )
     out = results[0].run_dir.parent

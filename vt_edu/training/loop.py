@@ -18,6 +18,14 @@ augmentation draws. A finished run (``metrics.json`` present) is not retrained: 
 call returns its results. A run folder with a different configuration is refused
 unless ``overwrite=True``.
 
+Time budgets: with ``time_budget_minutes`` a run stops before a batch that would end past
+the budget (it predicts that batch's time from the slowest of the last
+``BUDGET_LOOKBACK`` batches), so its training time stays inside the budget; the epoch
+in progress is then validated and counted. With ``schedule_clock="time"`` the
+learning-rate schedule also runs on the training clock instead of the step count (see
+:func:`train`), so a cosine reaches its end exactly when the budget does, however fast
+the machine turns out to be.
+
 Note on "best": CIFAR has no separate validation split here, so the per-epoch test
 accuracy both selects and scores ``best.weights.h5``; ``best_top1`` is therefore
 optimistic. ``top1`` (the headline number) is the final model's.
@@ -55,6 +63,13 @@ HISTORY_FIELDS = (
     "images_per_second",
 )
 DATASETS = ("cifar10", "cifar100")
+SCHEDULE_CLOCKS = ("steps", "time")
+# Batches whose slowest duration predicts the next one for the budget's stop rule: a
+# shared 2-core machine varies by tens of percent from batch to batch.
+BUDGET_LOOKBACK = 20
+# With schedule_clock="time", fit() may run this many times the planned epochs (a machine
+# faster than planned goes on until the budget is spent).
+TIME_CLOCK_EPOCH_CAP = 2
 
 
 class TrainingError(RuntimeError):
@@ -82,7 +97,7 @@ def _positive_int(name, value, allow_none=False):
 
 
 def _check_arguments(model_name, dataset, recipe, epochs, batch_size, seed, width, max_train_images,
-                     max_test_images, model_options, data, time_budget_minutes):
+                     max_test_images, model_options, data, time_budget_minutes, schedule_clock):
     from vt_edu.models.registry import ModelConfigError, _check_options
 
     try:
@@ -99,6 +114,10 @@ def _check_arguments(model_name, dataset, recipe, epochs, batch_size, seed, widt
     max_test_images = _positive_int("max_test_images", max_test_images, allow_none=True)
     if time_budget_minutes is not None and not (time_budget_minutes > 0):
         raise TrainingError(f"time budget must be > 0 minutes, got {time_budget_minutes!r}.")
+    if schedule_clock not in SCHEDULE_CLOCKS:
+        raise TrainingError(f"unknown schedule clock {schedule_clock!r}; choose one of: {', '.join(SCHEDULE_CLOCKS)}.")
+    if schedule_clock == "time" and time_budget_minutes is None:
+        raise TrainingError("schedule_clock='time' needs a time budget (time_budget_minutes / --minutes).")
     options = _model_options(model_name, recipe, width, model_options)
     try:
         _check_options(model_name, options)
@@ -277,20 +296,29 @@ def _callbacks_module():
             self.best = max((r.get("val_accuracy", -math.inf) for r in self.rows), default=-math.inf)
             self.spent = sum(r.get("train_seconds", 0.0) for r in self.rows)
             self.session_start = time.perf_counter()
+            self.batch_seconds = []  # the last BUDGET_LOOKBACK batch durations, across epochs
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
             self.train_seconds = None
+            self.batch_end = self.t0
 
         def on_test_begin(self, logs=None):
             if getattr(self, "train_seconds", 0) is None:
                 self.train_seconds = time.perf_counter() - self.t0
 
+        def elapsed(self) -> float:
+            """Training seconds of the run so far (earlier sessions' epochs included)."""
+            return self.spent + (time.perf_counter() - self.t0)
+
         def on_train_batch_end(self, batch, logs=None):
             if self.budget_seconds is None:
                 return
-            elapsed = self.spent + (time.perf_counter() - self.t0)
-            if elapsed >= self.budget_seconds:
+            now = time.perf_counter()
+            self.batch_seconds = (self.batch_seconds + [now - self.batch_end])[-BUDGET_LOOKBACK:]
+            self.batch_end = now
+            # Stop before a batch that would end past the budget, not after one that did.
+            if self.elapsed() + max(self.batch_seconds) >= self.budget_seconds:
                 self.model.stop_training = True
                 self.stopped_by_budget = True
 
@@ -317,11 +345,31 @@ def _callbacks_module():
                 self.student.save_weights(tmp)
                 os.replace(tmp, self.run_dir / "best.weights.h5")
 
-    return EpochSetter, NanGuard, RunLogger
+    class ClockSchedule(keras.callbacks.Callback):
+        """Sets the learning rate before every batch from the training clock: the
+        budget stands for ``epochs`` epochs of ``schedule``, so schedule epoch ``e`` is
+        reached after ``e / epochs`` of the budget."""
+
+        def __init__(self, schedule, epochs, logger):
+            super().__init__()
+            self.schedule, self.epochs, self.logger = schedule, epochs, logger
+
+        def position(self) -> float:
+            """The schedule's (fractional) epoch for the training time spent so far."""
+            return self.epochs * min(self.logger.elapsed() / self.logger.budget_seconds, 1.0)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            from vt_edu.training.schedules import sample_lr
+
+            self.model.optimizer.learning_rate = float(sample_lr(self.schedule, [self.position()])[1][0])
+
+    return EpochSetter, NanGuard, RunLogger, ClockSchedule
 
 
 # ----------------------------------------------------------------------------- train
-def _make_optimizer(recipe: Recipe, batch_size: int, steps_per_epoch: int, epochs: int):
+def _make_optimizer(recipe: Recipe, batch_size: int, steps_per_epoch: int, epochs: int, schedule_clock="steps"):
+    """The recipe's optimizer and schedule. With ``schedule_clock="time"`` the optimizer gets a
+    plain rate (a variable) that :class:`ClockSchedule` sets from the schedule before each batch."""
     import keras
 
     from vt_edu.training import schedules
@@ -341,14 +389,15 @@ def _make_optimizer(recipe: Recipe, batch_size: int, steps_per_epoch: int, epoch
         schedule = schedules.WarmupCosineSchedule(lr, steps_per_epoch, total_epochs=epochs, **opts)
     else:
         raise TrainingError(f"recipe {recipe.name!r}: unknown schedule {recipe.schedule!r}.")
+    rate = schedule if schedule_clock == "steps" else float(schedules.sample_lr(schedule, [0.0])[1][0])
     extra = {"global_clipnorm": recipe.clip_norm}
     if recipe.ema_momentum:
         extra.update(use_ema=True, ema_momentum=recipe.ema_momentum)
     if recipe.optimizer == "adam":
-        return keras.optimizers.Adam(schedule, weight_decay=recipe.keras_weight_decay(), **extra), schedule
+        return keras.optimizers.Adam(rate, weight_decay=recipe.keras_weight_decay(), **extra), schedule
     if recipe.optimizer == "sgd":
         return keras.optimizers.SGD(
-            schedule, momentum=recipe.momentum, nesterov=recipe.nesterov,
+            rate, momentum=recipe.momentum, nesterov=recipe.nesterov,
             weight_decay=recipe.keras_weight_decay(), **extra,
         ), schedule
     raise TrainingError(f"recipe {recipe.name!r}: unknown optimizer {recipe.optimizer!r}.")
@@ -383,6 +432,7 @@ def train(
     mixed_precision: bool | None = None,
     jit_compile=None,
     time_budget_minutes: float | None = None,
+    schedule_clock: str = "steps",
     overwrite: bool = False,
     verbose="auto",
     callbacks=(),
@@ -412,9 +462,16 @@ def train(
         mixed_precision: ``mixed_float16`` compute; default on with a GPU.
         jit_compile: XLA compilation; default ``True`` with a GPU; on a CPU ``"auto"``
             with JAX and ``False`` otherwise (TensorFlow's XLA is slower on CPU).
-        time_budget_minutes: stop training once this much training time is spent
-            (checked after every batch; the started epoch is then validated and
-            counted).
+        time_budget_minutes: stop training before a batch that would end past this
+            much training time (the started epoch is then validated and counted).
+        schedule_clock: what moves the learning-rate schedule. ``"steps"`` (default):
+            optimizer steps, over ``epochs`` epochs; the same seed repeats a run.
+            ``"time"`` (needs ``time_budget_minutes``): training time, the budget standing for ``epochs`` epochs of the schedule
+            (schedule epoch ``e`` after ``e / epochs`` of the budget), so a cosine ends
+            when the budget does however fast the machine is; training goes on until
+            the budget is spent, for at most ``TIME_CLOCK_EPOCH_CAP * epochs`` epochs.
+            The rates then depend on the machine's speed, so such runs do not repeat
+            exactly.
         overwrite: delete a run folder with a different configuration instead of refusing.
         verbose: Keras' ``fit`` verbosity (``"auto"``, 0, 1, 2).
         callbacks: extra Keras callbacks (run after the backup, so an exception
@@ -441,7 +498,7 @@ def train(
 
     recipe, epochs, batch_size, max_train_images, max_test_images, options = _check_arguments(
         model_name, dataset, recipe, epochs, batch_size, seed, width, max_train_images, max_test_images,
-        model_options, data, time_budget_minutes,
+        model_options, data, time_budget_minutes, schedule_clock,
     )
     workers = _positive_int("workers", workers)
     teacher_model = _load_teacher(teacher)
@@ -482,6 +539,8 @@ def train(
         "jit_compile": jit_compile,
         "backend": keras.backend.backend(),
     }
+    if schedule_clock != "steps":  # absent means steps, so run folders from before the option still resume
+        config["schedule_clock"] = schedule_clock
     config = json.loads(json.dumps(config))  # normalise tuples etc. for comparison
 
     # -- the run folder: new, resumable, finished, or someone else's
@@ -521,7 +580,7 @@ def train(
         randaugment_magnitude=recipe.randaugment_magnitude, workers=workers,
     )
     test_batches = ImageBatches(x_test, y_test, min(max(batch_size, 256), len(x_test)), mean, std, workers=workers)
-    optimizer, _ = _make_optimizer(recipe, batch_size, len(train_batches), epochs)
+    optimizer, schedule = _make_optimizer(recipe, batch_size, len(train_batches), epochs, schedule_clock)
 
     model = student
     if teacher_model is not None:
@@ -541,7 +600,7 @@ def train(
         jit_compile=jit_compile,
     )
 
-    EpochSetter, NanGuard, RunLogger = _callbacks_module()
+    EpochSetter, NanGuard, RunLogger, ClockSchedule = _callbacks_module()
     logger = RunLogger(
         run_dir, student, train_batches.num_images,
         None if time_budget_minutes is None else 60.0 * time_budget_minutes,
@@ -555,11 +614,13 @@ def train(
         # Validate and checkpoint with the EMA weights; the backup keeps the raw ones.
         callback_list.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callback_list.append(logger)
+    if schedule_clock == "time":
+        callback_list.append(ClockSchedule(schedule, epochs, logger))
     callback_list.extend(callbacks)
 
     model.fit(
         train_batches,
-        epochs=epochs,
+        epochs=epochs if schedule_clock == "steps" else TIME_CLOCK_EPOCH_CAP * epochs,
         validation_data=test_batches,
         callbacks=callback_list,
         verbose=verbose,
@@ -581,6 +642,7 @@ def train(
         "epochs_requested": epochs,
         "epochs_completed": epochs_done,
         "stopped_early": "time budget" if logger.stopped_by_budget else None,
+        "schedule_clock": schedule_clock,
         "top1": float(final["accuracy"]),
         "top5": float(final["top5"]),
         "test_loss": float(final["loss"]),
