@@ -254,6 +254,11 @@ def run_target(args, data, out):
     else:
         epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, recipe_of(args), args.batch_size,
                                        args.target_minutes, train_set)
+    # Machines of the same name and core count have trained this model at 150 to 380 images/s
+    # on different days; the probe, taken before training, says which kind of day a run had.
+    host_speed = probe if probe else {"vt_resnet18": round(probe_images_per_second(
+        "vt_resnet18", args.width, {}, recipe_of(args), args.batch_size or recipe_of(args).batch_size, *train_set), 1)}
+    print(f"[target] host speed before training: {host_speed['vt_resnet18']:.0f} images/s", flush=True)
     result = train("vt_resnet18", "cifar10", recipe=recipe_of(args), epochs=epochs, run_dir=run_dir, seed=args.seed,
                    width=args.width, batch_size=args.batch_size, data=(train_set, test_set, names),
                    time_budget_minutes=args.target_minutes, schedule_clock=args.target_schedule_clock, verbose=2)
@@ -271,7 +276,8 @@ def run_target(args, data, out):
                 schedule_clock=args.target_schedule_clock, target_top1=TARGET_TOP1,
                 target_minutes=args.target_minutes, reached=bool(reached),
                 top1_flip_tta=tta["top1_flip_tta"],
-                reached_with_flip_tta=bool(tta["top1_flip_tta"] >= TARGET_TOP1 and in_time), epochs_probe=probe)
+                reached_with_flip_tta=bool(tta["top1_flip_tta"] >= TARGET_TOP1 and in_time), epochs_probe=probe,
+                host_images_per_second=host_speed["vt_resnet18"])
 
 
 def run_ablations(args, data, out):
@@ -401,6 +407,12 @@ def _target_sentence(t):
         changes = f" with {', '.join(t['recipe_changes'])}" if t["recipe_changes"] else ""
         recipe = f" (recipe `{t['recipe']}`{changes})"
     text = f"Target {'reached' if t['reached'] else 'missed'}: top-1 {100 * t['top1']:.2f} % after {took}{recipe}."
+    if t.get("schedule_clock") == "time":
+        text += " The learning-rate schedule ran on the training clock (`--target-schedule-clock time`): " + (
+            f"{t['epochs_completed']} epochs fitted the budget, the cosine ending with it." if t["stopped_early"]
+            else f"the run reached its cap of {t['epochs_completed']} epochs before the budget ran out.")
+    if "host_images_per_second" in t:  # older part files have no probe
+        text += f" The machine trained this model at {t['host_images_per_second']:.0f} images/s in a probe before the run."
     if "top1_flip_tta" in t:
         text += (" With horizontal-flip test-time augmentation (each test image and its mirror image, softmax "
                  f"probabilities averaged: two forward passes, no extra training) {100 * t['top1_flip_tta']:.2f} %.")
