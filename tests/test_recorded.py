@@ -67,6 +67,13 @@ def test_summary_says_when_the_target_accuracy_came_after_the_budget(results):
     assert "target was missed (by time: 3600.07 s of training is past the 60-minute budget)." in text
 
 
+def test_summary_gives_the_machine_speed_probed_before_the_target_run(results):
+    parts = load_benchmark(results)
+    assert "images/s (machines of the same name" not in summary(parts)  # older part files have no probe
+    parts["target"]["result"]["host_images_per_second"] = 179.4
+    assert "Before that run the machine trained this model at 179 images/s" in summary(parts)
+
+
 def test_summary_of_a_target_recorded_without_flip_tta_leaves_it_out(results):
     parts = load_benchmark(results)
     del parts["target"]["result"]["top1_flip_tta"]

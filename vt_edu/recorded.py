@@ -147,6 +147,12 @@ def summary(parts: dict) -> str:
             + (f" (by time: {t['train_seconds']:.2f} s of training is past the {t['target_minutes']:g}-minute budget)."
                if not t["reached"] and t["top1"] >= t["target_top1"] else ".")
         )
+        if "host_images_per_second" in t:  # part files before the probe have none
+            text.append(
+                f"Before that run the machine trained this model at {t['host_images_per_second']:.0f} images/s "
+                "(machines of the same name here have ranged from about 150 to 380 images/s from day to day, "
+                "and the epochs that fit in an hour with them)."
+            )
         if "top1_flip_tta" in t:
             text.append(
                 f"Classifying each test image and its mirror image and averaging the two predictions (flip "

@@ -286,16 +286,13 @@ def _callbacks_module():
             self.rows = []
             self.best = -math.inf
             self.stopped_by_budget = False
-            self.first_epoch = None
 
         def on_train_begin(self, logs=None):
             start = int(getattr(self.model, "_initial_epoch", None) or 0)
-            self.first_epoch = start
             # Rows of epochs that the restored state has not completed are dropped.
             self.rows = [r for r in read_history(self.run_dir / "history.csv") if r["epoch"] <= start]
             self.best = max((r.get("val_accuracy", -math.inf) for r in self.rows), default=-math.inf)
             self.spent = sum(r.get("train_seconds", 0.0) for r in self.rows)
-            self.session_start = time.perf_counter()
             self.batch_seconds = []  # the last BUDGET_LOOKBACK batch durations, across epochs
 
         def on_epoch_begin(self, epoch, logs=None):
