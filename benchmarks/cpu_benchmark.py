@@ -97,7 +97,9 @@ def parse_args(argv=None):
     p.add_argument("--epochs", default="auto", help="epochs in part vt: a number, or auto (what fits the budget).")
     p.add_argument("--target-minutes", type=float, default=60.0, help="budget of part target (default 60).")
     p.add_argument("--target-epochs", default="auto", help="epochs of part target: a number, or auto.")
-    p.add_argument("--target-schedule-clock", choices=("steps", "time"), default="steps",
+    from vt_edu.training.loop import SCHEDULE_CLOCKS  # no Keras import: --help stays fast
+
+    p.add_argument("--target-schedule-clock", choices=SCHEDULE_CLOCKS, default="steps",
                    help="what moves the target run's learning-rate schedule (see vt_edu.training.train): steps "
                         "(default), or time: the budget stands for --target-epochs epochs, so the cosine ends "
                         "with the budget.")
@@ -248,18 +250,20 @@ def run_target(args, data, out):
 
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.max_train_images, args.max_test_images,
                                                  args.seed)
+    recipe = recipe_of(args)
     run_dir = out / "runs" / f"vt-target-{args.target_minutes:g}min"
     if (run_dir / "config.json").exists() and args.target_epochs == "auto":
         epochs, probe = json.loads((run_dir / "config.json").read_text())["epochs"], None  # resume with the planned schedule
     else:
-        epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, recipe_of(args), args.batch_size,
+        epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, recipe, args.batch_size,
                                        args.target_minutes, train_set)
     # Machines of the same name and core count have trained this model at 150 to 380 images/s
-    # on different days; the probe, taken before training, says which kind of day a run had.
-    host_speed = probe if probe else {"vt_resnet18": round(probe_images_per_second(
-        "vt_resnet18", args.width, {}, recipe_of(args), args.batch_size or recipe_of(args).batch_size, *train_set), 1)}
-    print(f"[target] host speed before training: {host_speed['vt_resnet18']:.0f} images/s", flush=True)
-    result = train("vt_resnet18", "cifar10", recipe=recipe_of(args), epochs=epochs, run_dir=run_dir, seed=args.seed,
+    # on different days; the probe, taken before training, says which kind of day a run had
+    # (the epoch planner's probe serves when it ran).
+    host_speed = (probe or {}).get("vt_resnet18") or round(probe_images_per_second(
+        "vt_resnet18", args.width, {}, recipe, args.batch_size or recipe.batch_size, *train_set), 1)
+    print(f"[target] host speed before training: {host_speed:.0f} images/s", flush=True)
+    result = train("vt_resnet18", "cifar10", recipe=recipe, epochs=epochs, run_dir=run_dir, seed=args.seed,
                    width=args.width, batch_size=args.batch_size, data=(train_set, test_set, names),
                    time_budget_minutes=args.target_minutes, schedule_clock=args.target_schedule_clock, verbose=2)
     m = result.metrics
@@ -277,7 +281,7 @@ def run_target(args, data, out):
                 target_minutes=args.target_minutes, reached=bool(reached),
                 top1_flip_tta=tta["top1_flip_tta"],
                 reached_with_flip_tta=bool(tta["top1_flip_tta"] >= TARGET_TOP1 and in_time), epochs_probe=probe,
-                host_images_per_second=host_speed["vt_resnet18"])
+                host_images_per_second=host_speed)
 
 
 def run_ablations(args, data, out):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import keras
 import numpy as np
@@ -275,8 +276,6 @@ class _SlowBatches(keras.callbacks.Callback):
         self.seconds = seconds
 
     def on_train_batch_begin(self, batch, logs=None):
-        import time
-
         time.sleep(self.seconds)
 
 

@@ -243,6 +243,8 @@ def _config_differences(old: dict, new: dict) -> list:
 def _callbacks_module():
     import keras
 
+    from vt_edu.training.schedules import sample_lr
+
     class EpochSetter(keras.callbacks.Callback):
         """Tell the training batches which epoch is starting (order and augmentation)."""
 
@@ -356,8 +358,6 @@ def _callbacks_module():
             return self.epochs * min(self.logger.elapsed() / self.logger.budget_seconds, 1.0)
 
         def on_train_batch_begin(self, batch, logs=None):
-            from vt_edu.training.schedules import sample_lr
-
             self.model.optimizer.learning_rate = float(sample_lr(self.schedule, [self.position()])[1][0])
 
     return EpochSetter, NanGuard, RunLogger, ClockSchedule
