@@ -103,6 +103,9 @@ def parse_args(argv=None):
                    help="what moves the target run's learning-rate schedule (see vt_edu.training.train): steps "
                         "(default), or time: the budget stands for --target-epochs epochs, so the cosine ends "
                         "with the budget.")
+    p.add_argument("--target-torch-fast-paths", action="store_true",
+                   help="train the target run with vt_edu.torch_fast_paths (PyTorch backend; fused BatchNorm, "
+                        "no convolution input copies; same results). Its probe is then recorded too.")
     p.add_argument("--ablation-minutes", type=float, default=3.0, help="budget per ablation run (default 3).")
     p.add_argument("--ablation-train-images", type=int, default=10000, help="training subset of the ablations (default 10000).")
     p.add_argument("--ablation-test-images", type=int, default=5000, help="test subset of the ablations (default 5000).")
@@ -242,12 +245,19 @@ def run_vt(args, data, out):
 
 
 def run_target(args, data, out):
+    import contextlib
+
     import keras
 
     from vt_edu.data import channel_stats
+    from vt_edu.torch_fast_paths import enabled as fast_paths_enabled
     from vt_edu.training import flip_tta_accuracy, train
     from vt_edu.training.loop import prepare_data
 
+    fast_paths = args.target_torch_fast_paths
+    if fast_paths and keras.backend.backend() != "torch":
+        raise SystemExit(f"--target-torch-fast-paths needs KERAS_BACKEND=torch, not {keras.backend.backend()!r}.")
+    with_fast_paths = fast_paths_enabled if fast_paths else contextlib.nullcontext
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.max_train_images, args.max_test_images,
                                                  args.seed)
     recipe = recipe_of(args)
@@ -255,17 +265,29 @@ def run_target(args, data, out):
     if (run_dir / "config.json").exists() and args.target_epochs == "auto":
         epochs, probe = json.loads((run_dir / "config.json").read_text())["epochs"], None  # resume with the planned schedule
     else:
-        epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, recipe, args.batch_size,
-                                       args.target_minutes, train_set)
+        with with_fast_paths():  # plan with the speed the run will have
+            epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, recipe, args.batch_size,
+                                           args.target_minutes, train_set)
+
+    def probe_speed():
+        return round(probe_images_per_second("vt_resnet18", args.width, {}, recipe,
+                                             args.batch_size or recipe.batch_size, *train_set), 1)
+
     # Machines of the same name and core count have trained this model at 150 to 380 images/s
-    # on different days; the probe, taken before training, says which kind of day a run had
-    # (the epoch planner's probe serves when it ran).
-    host_speed = (probe or {}).get("vt_resnet18") or round(probe_images_per_second(
-        "vt_resnet18", args.width, {}, recipe, args.batch_size or recipe.batch_size, *train_set), 1)
+    # on different days; the probe, taken before training with Keras' own code, says which kind
+    # of day a run had (the epoch planner's probe serves when it ran that code).
+    host_speed = (None if fast_paths else (probe or {}).get("vt_resnet18")) or probe_speed()
     print(f"[target] host speed before training: {host_speed:.0f} images/s", flush=True)
+    speeds = {"host_images_per_second": host_speed}
+    if fast_paths:
+        with with_fast_paths():
+            speeds["host_images_per_second_fast_paths"] = probe_speed()
+        print(f"[target] with the PyTorch fast paths: {speeds['host_images_per_second_fast_paths']:.0f} images/s",
+              flush=True)
     result = train("vt_resnet18", "cifar10", recipe=recipe, epochs=epochs, run_dir=run_dir, seed=args.seed,
                    width=args.width, batch_size=args.batch_size, data=(train_set, test_set, names),
-                   time_budget_minutes=args.target_minutes, schedule_clock=args.target_schedule_clock, verbose=2)
+                   time_budget_minutes=args.target_minutes, schedule_clock=args.target_schedule_clock,
+                   torch_fast_paths=fast_paths, verbose=2)
     m = result.metrics
     in_time = m["train_seconds"] <= 60 * args.target_minutes
     reached = m["top1"] >= TARGET_TOP1 and in_time
@@ -281,7 +303,7 @@ def run_target(args, data, out):
                 target_minutes=args.target_minutes, reached=bool(reached),
                 top1_flip_tta=tta["top1_flip_tta"],
                 reached_with_flip_tta=bool(tta["top1_flip_tta"] >= TARGET_TOP1 and in_time), epochs_probe=probe,
-                host_images_per_second=host_speed)
+                **speeds)
 
 
 def run_ablations(args, data, out):

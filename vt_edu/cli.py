@@ -117,6 +117,10 @@ def _add_training_options(p, several=False):
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: on with a GPU; on a CPU only with JAX, since "
                         "TensorFlow's XLA is slower there).")
+    p.add_argument("--torch-fast-paths", action="store_true",
+                   help="PyTorch backend only: fused BatchNorm and convolutions without input copies "
+                        "(vt_edu.torch_fast_paths: the same arithmetic as Keras up to float rounding; about 1.3x faster "
+                        "training on a 2-core CPU).")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run folder that holds a run with different settings (default: refuse).")
     p.add_argument("--backend", choices=BACKENDS, default=None,
@@ -218,6 +222,7 @@ def _cmd_train(args):
         jit_compile=args.jit,
         time_budget_minutes=args.minutes,
         schedule_clock=args.schedule_clock,
+        torch_fast_paths=args.torch_fast_paths,
         overwrite=args.overwrite,
         verbose=args.verbose,
     )
@@ -264,6 +269,7 @@ def _cmd_compare(args):
         jit_compile=args.jit,
         time_budget_minutes=args.minutes,
         schedule_clock=args.schedule_clock,
+        torch_fast_paths=args.torch_fast_paths,
         overwrite=args.overwrite,
     )
     out = results[0].run_dir.parent

@@ -88,6 +88,17 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------ validation
+def _fast_paths(on):
+    """:func:`vt_edu.torch_fast_paths.enabled` when ``on``, else nothing."""
+    import contextlib
+
+    if not on:
+        return contextlib.nullcontext()
+    from vt_edu.torch_fast_paths import enabled
+
+    return enabled()
+
+
 def _positive_int(name, value, allow_none=False):
     if value is None and allow_none:
         return None
@@ -430,6 +441,7 @@ def train(
     jit_compile=None,
     time_budget_minutes: float | None = None,
     schedule_clock: str = "steps",
+    torch_fast_paths: bool = False,
     overwrite: bool = False,
     verbose="auto",
     callbacks=(),
@@ -469,6 +481,8 @@ def train(
             the budget is spent, for at most ``TIME_CLOCK_EPOCH_CAP * epochs`` epochs.
             The rates then depend on the machine's speed, so such runs do not repeat
             exactly.
+        torch_fast_paths: train with :mod:`vt_edu.torch_fast_paths` (fused BatchNorm,
+            convolutions without input copies; PyTorch backend only; same results).
         overwrite: delete a run folder with a different configuration instead of refusing.
         verbose: Keras' ``fit`` verbosity (``"auto"``, 0, 1, 2).
         callbacks: extra Keras callbacks (run after the backup, so an exception
@@ -498,6 +512,10 @@ def train(
         model_options, data, time_budget_minutes, schedule_clock,
     )
     workers = _positive_int("workers", workers)
+    if torch_fast_paths and keras.backend.backend() != "torch":
+        raise TrainingError(
+            f"torch_fast_paths (--torch-fast-paths) needs the PyTorch backend; this is {keras.backend.backend()!r}."
+        )
     teacher_model = _load_teacher(teacher)
     gpu = gpu_available()
     mixed_precision = gpu if mixed_precision is None else bool(mixed_precision)
@@ -538,6 +556,8 @@ def train(
     }
     if schedule_clock != "steps":  # absent means steps, so run folders from before the option still resume
         config["schedule_clock"] = schedule_clock
+    if torch_fast_paths:  # absent means off, for the same reason
+        config["torch_fast_paths"] = True
     config = json.loads(json.dumps(config))  # normalise tuples etc. for comparison
 
     # -- the run folder: new, resumable, finished, or someone else's
@@ -615,16 +635,17 @@ def train(
         callback_list.append(ClockSchedule(schedule, epochs, logger))
     callback_list.extend(callbacks)
 
-    model.fit(
-        train_batches,
-        epochs=epochs if schedule_clock == "steps" else TIME_CLOCK_EPOCH_CAP * epochs,
-        validation_data=test_batches,
-        callbacks=callback_list,
-        verbose=verbose,
-    )
+    with _fast_paths(torch_fast_paths):
+        model.fit(
+            train_batches,
+            epochs=epochs if schedule_clock == "steps" else TIME_CLOCK_EPOCH_CAP * epochs,
+            validation_data=test_batches,
+            callbacks=callback_list,
+            verbose=verbose,
+        )
+        final = model.evaluate(test_batches, verbose=0, return_dict=True)
 
-    # -- final evaluation and files
-    final = model.evaluate(test_batches, verbose=0, return_dict=True)
+    # -- files
     history = read_history(run_dir / "history.csv")
     if not history:
         raise TrainingError("no epoch was completed.")
@@ -656,6 +677,7 @@ def train(
         "macs": table.total_macs,
         "mixed_precision": mixed_precision,
         "jit_compile": jit_compile,
+        "torch_fast_paths": bool(torch_fast_paths),
         "distilled_from": config["teacher"],
         **provenance.provenance(),
     }

@@ -1,0 +1,185 @@
+"""vt_edu.torch_fast_paths computes what stock Keras computes, on the PyTorch backend.
+
+The backend is fixed when keras is first imported, so the comparison runs in a fresh
+``KERAS_BACKEND=torch`` subprocess (the ``__main__`` part of this file): for every
+registry model it trains one step from the same weights with Keras' own code and with
+the fast paths, and compares outputs (training and inference), the loss, the updated
+weights and the BatchNorm moving statistics. Skipped where PyTorch is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPORT_PREFIX = "VT_EDU_FAST_PATHS_REPORT "
+
+
+def test_enable_is_a_no_op_on_other_backends():
+    import keras
+
+    import vt_edu.torch_fast_paths as fast
+
+    assert keras.backend.backend() != "torch"
+    assert fast.enable() is False
+    assert not fast.is_enabled()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
+def test_fast_paths_match_stock_keras_on_torch():
+    env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve())], env=env, capture_output=True, text=True, timeout=300
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(REPORT_PREFIX)]
+    assert lines, f"no report (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    report = json.loads(lines[-1][len(REPORT_PREFIX) :])
+    failed = {name: result for name, result in report.items() if result != "ok"}
+    assert not failed, json.dumps(failed, indent=2)
+    # 10 layer checks, 4 models x 4 checks, 1 bookkeeping check.
+    assert len(report) == 10 + 4 * 4 + 1 and proc.returncode == 0
+
+
+# --------------------------------------------------------------------------- subprocess
+
+
+def _run_checks():
+    import traceback
+
+    import keras
+    import numpy as np
+    import torch
+
+    import vt_edu.torch_fast_paths as fast
+    from vt_edu.models import create_model
+
+    from test_models import TINY  # tests/ is on the path when this file runs as a script
+
+    report = {}
+
+    def record(name, fn):
+        try:
+            fn()
+            report[name] = "ok"
+        except Exception:  # noqa: BLE001 - every failure goes into the report
+            report[name] = traceback.format_exc(limit=3)
+
+    rng = np.random.default_rng(0)
+    tight = dict(rtol=1e-4, atol=1e-5)
+
+    def layer_pass(make_layer, x, training):
+        """A layer's output and the gradients of a fixed random projection of it."""
+        keras.utils.set_random_seed(0)
+        layer = make_layer()
+        layer.build(x.shape)
+        values = np.random.default_rng(2)
+        for w in layer.weights:  # not the initial ones / zeros: every term matters
+            w.assign(values.normal(size=w.shape).astype("float32") * 0.5 + (1.0 if "variance" in w.path else 0.0))
+        xt = torch.tensor(x, requires_grad=True)
+        out = layer(xt, training=training)
+        probe = torch.tensor(np.random.default_rng(1).normal(size=tuple(out.shape)).astype("float32"))
+        (out * probe).sum().backward()
+        grads = [xt.grad.numpy()] + [w.value.grad.numpy() for w in layer.trainable_weights]
+        state = [keras.ops.convert_to_numpy(w) for w in layer.non_trainable_weights]
+        return out.detach().numpy(), grads, state
+
+    def same_list(a, b, **tol):
+        assert len(a) == len(b)
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, **tol)
+
+    def compare_layer(make_layer, x, training):
+        fast.disable()
+        stock = layer_pass(make_layer, x, training)
+        fast.enable()
+        patched = layer_pass(make_layer, x, training)
+        fast.disable()
+        np.testing.assert_allclose(patched[0], stock[0], **tight)
+        same_list(patched[1], stock[1], **tight)
+        same_list(patched[2], stock[2], **tight)
+
+    x4 = (rng.normal(size=(8, 6, 5, 4)) * 3 + 1).astype("float32")
+    x2 = (rng.normal(size=(8, 4)) * 3 + 1).astype("float32")
+    bn = keras.layers.BatchNormalization
+    for training in (True, False):
+        t = "training" if training else "inference"
+        record(f"batch_norm_4d_{t}", lambda: compare_layer(lambda: bn(momentum=0.9), x4, training))
+        record(f"batch_norm_2d_{t}", lambda: compare_layer(lambda: bn(momentum=0.9), x2, training))
+        record(f"batch_norm_no_affine_{t}",
+               lambda: compare_layer(lambda: bn(center=False, scale=False), x4, training))
+    record("batch_norm_frozen_layer_uses_moving_statistics",
+           lambda: compare_layer(lambda: _frozen(bn()), x4, True))
+    for strides, padding in ((1, "same"), (2, "same"), (2, "valid")):
+        record(f"conv2d_stride{strides}_{padding}", lambda: compare_layer(
+            lambda: keras.layers.Conv2D(3, 3, strides=strides, padding=padding), x4, True))
+
+    # Whole models: one SGD step from the same weights.
+    x = rng.normal(size=(16, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, size=16)
+
+    def one_step(name):
+        keras.utils.set_random_seed(0)
+        model = create_model(name, num_classes=10, **TINY[name])
+        model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        outputs = [keras.ops.convert_to_numpy(model(x, training=t)) for t in (True, False)]
+        loss = model.train_on_batch(x, y)
+        updates = [keras.ops.convert_to_numpy(w) - b for w, b in zip(model.trainable_weights, before)]
+        state = [keras.ops.convert_to_numpy(w) for w in model.non_trainable_weights]
+        return outputs, loss, updates, state
+
+    def relative_norms(a, b):
+        return max(np.linalg.norm(u - v) / max(np.linalg.norm(v), 1e-12) for u, v in zip(a, b))
+
+    # The tiny VT-ResNet is ill-conditioned at initialisation (no normalisation in its VT
+    # modules; gradient norm ~20): with stock Keras alone, a 1e-6 relative change of the
+    # input moves some weight updates by 0.3 %. Rounding differences therefore show up at
+    # that scale; a wrong formula (say, no gradient through the batch mean) moves them by
+    # far more than 5 %.
+    update_tol = {"cnn": 1e-3, "resnet18": 1e-3, "vt_resnet18": 5e-2, "vit": 1e-3}
+    for name in TINY:
+        fast.disable()
+        s_outputs, s_loss, s_updates, s_state = one_step(name)
+        fast.enable()
+        p_outputs, p_loss, p_updates, p_state = one_step(name)
+        fast.disable()
+        record(f"{name}_outputs", lambda: same_list(p_outputs, s_outputs, rtol=2e-4, atol=2e-5))
+        record(f"{name}_loss", lambda: np.testing.assert_allclose(p_loss, s_loss, rtol=1e-5))
+        record(f"{name}_moving_statistics", lambda: same_list(p_state, s_state, rtol=2e-4, atol=2e-5))
+
+        def updates_agree():
+            worst = relative_norms(p_updates, s_updates)
+            assert worst < update_tol[name], f"a weight update differs by {worst:.2%} (norm)"
+
+        record(f"{name}_weight_updates", updates_agree)
+
+    def bookkeeping():
+        from keras.src.backend.torch import nn as torch_nn
+        from keras.src.layers.normalization.batch_normalization import BatchNormalization
+
+        assert fast.enable() is True and fast.is_enabled()
+        assert fast.enable() is True  # idempotent
+        assert BatchNormalization.call.__module__ == "vt_edu.torch_fast_paths"
+        fast.disable()
+        assert not fast.is_enabled()
+        assert BatchNormalization.call.__module__.startswith("keras.")
+        assert torch_nn._transpose_spatial_inputs.__module__.startswith("keras.")
+
+    record("enable_disable_restore_keras", bookkeeping)
+    print(REPORT_PREFIX + json.dumps(report))
+
+
+def _frozen(layer):
+    layer.trainable = False
+    return layer
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    _run_checks()

@@ -1,0 +1,156 @@
+"""Two CPU fast paths for Keras 3's PyTorch backend (opt-in; results unchanged).
+
+Profiling VT-ResNet-18 at width 0.25 on a 2-core CPU (``torch.profiler``, Keras 3.15.1,
+PyTorch 2.13) showed most of a training step outside the convolutions, in two places
+of Keras' PyTorch backend:
+
+1. **BatchNormalization is computed op by op.** ``ops.moments`` and
+   ``ops.batch_normalization`` make about ten full passes (mean, square, mean,
+   subtract, multiply, add, and their gradients) over every activation; on the
+   32x32 stage these element-wise passes cost more than the convolutions.
+   PyTorch's ``batch_norm`` does the same arithmetic in one fused kernel each way.
+2. **Every convolution copies its input twice.** ``keras.src.backend.torch.nn.conv``
+   permutes the channels-last input to channels-first and makes it ``contiguous()``
+   (a copy), then converts it to the channels-last *memory format* for oneDNN (a copy
+   back). The permuted view of a contiguous ``(B, H, W, C)`` tensor already *is* a
+   channels-last ``(B, C, H, W)`` tensor, so both copies can be skipped.
+
+:func:`enable` replaces those two pieces while the process runs; everything else in
+Keras is untouched, and the layers of :mod:`vt_edu` stay backend-neutral
+(``keras.ops`` only): this module is backend plumbing, used only with
+``KERAS_BACKEND=torch``. Both replacements compute what Keras computes: the same
+outputs and gradients up to float rounding, the same moving-statistics update
+(biased batch variance, Keras' momentum), the same ``training``/``trainable``
+rules; anything they do not cover (masks, renorm, synchronized BN, non-float32
+inputs, axes other than the last) falls back to Keras' own code.
+``tests/test_torch_fast_paths.py`` checks outputs, gradients and moving statistics
+against stock Keras for every registry model. Measured gain on the benchmark
+machine: ``benchmarks/cpu_benchmark.py`` records it (``results/README.md``).
+
+Use::
+
+    import vt_edu.torch_fast_paths as fast
+    fast.enable()      # before training; a no-op on other backends (returns False)
+    with fast.enabled():   # or only for a block (what ``train(torch_fast_paths=True)`` does)
+        model.fit(...)
+
+or ``python -m vt_edu train --torch-fast-paths ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["enable", "disable", "is_enabled", "enabled"]
+
+_ORIGINALS: dict = {}
+
+
+def _fused_batch_norm_call(original_call):
+    import torch
+    import torch.nn.functional as F
+
+    def call(self, inputs, training=None, mask=None):
+        if (
+            mask is not None
+            or self.renorm
+            or self.synchronized
+            or inputs.ndim not in (2, 4)
+            or self.axis not in (-1, inputs.ndim - 1)
+            or inputs.dtype != torch.float32
+            or self.compute_dtype != "float32"
+        ):
+            return original_call(self, inputs, training=training, mask=mask)
+        # (B, H, W, C) -> (B, C, H, W) as a view: PyTorch normalises dimension 1.
+        x = inputs.permute(0, 3, 1, 2) if inputs.ndim == 4 else inputs
+        gamma = self.gamma.value if self.scale else None
+        beta = self.beta.value if self.center else None
+        if training and self.trainable:
+            # One fused pass normalises and returns the batch mean and 1/sqrt(var + eps) it used;
+            # the moving statistics follow Keras' rule, new = momentum * old + (1 - momentum) *
+            # batch, with the *biased* batch variance (PyTorch's own running update would take
+            # the unbiased one, and a separate var_mean pass costs as much as the normalisation).
+            y, mean, inverse_std = torch.native_batch_norm(x, gamma, beta, None, None, True, 0.0, self.epsilon)
+            with torch.no_grad():
+                variance = inverse_std.pow(-2) - self.epsilon
+                self.moving_mean.assign(self.moving_mean.value * self.momentum + mean * (1.0 - self.momentum))
+                self.moving_variance.assign(
+                    self.moving_variance.value * self.momentum + variance * (1.0 - self.momentum)
+                )
+        else:
+            y = F.batch_norm(
+                x, self.moving_mean.value, self.moving_variance.value, gamma, beta,
+                training=False, eps=self.epsilon,
+            )
+        return y.permute(0, 2, 3, 1) if inputs.ndim == 4 else y
+
+    return call
+
+
+def _transpose_without_copies(original):
+    import torch
+
+    def transpose(inputs):
+        if inputs.ndim == 4:
+            # A view; for a contiguous (B, H, W, C) input it is (B, C, H, W) in the
+            # channels-last memory format that oneDNN's convolution wants anyway.
+            return torch.permute(inputs, (0, 3, 1, 2))
+        return original(inputs)
+
+    return transpose
+
+
+def enable() -> bool:
+    """Switch the fast paths on (idempotent). Returns ``True`` if they are on.
+
+    Returns ``False`` and changes nothing when the Keras backend is not PyTorch.
+    """
+    import keras
+
+    if keras.backend.backend() != "torch":
+        return False
+    if _ORIGINALS:
+        return True
+    from keras.src.backend.torch import nn as torch_nn
+    from keras.src.layers.normalization.batch_normalization import BatchNormalization
+
+    _ORIGINALS["call"] = BatchNormalization.call
+    _ORIGINALS["transpose"] = torch_nn._transpose_spatial_inputs
+    BatchNormalization.call = _fused_batch_norm_call(_ORIGINALS["call"])
+    torch_nn._transpose_spatial_inputs = _transpose_without_copies(_ORIGINALS["transpose"])
+    return True
+
+
+def disable() -> None:
+    """Restore Keras' own code (idempotent)."""
+    if not _ORIGINALS:
+        return
+    from keras.src.backend.torch import nn as torch_nn
+    from keras.src.layers.normalization.batch_normalization import BatchNormalization
+
+    BatchNormalization.call = _ORIGINALS.pop("call")
+    torch_nn._transpose_spatial_inputs = _ORIGINALS.pop("transpose")
+
+
+def is_enabled() -> bool:
+    """Whether :func:`enable` is in effect."""
+    return bool(_ORIGINALS)
+
+
+@contextlib.contextmanager
+def enabled():
+    """Context manager: the fast paths on inside the block, the previous state after it.
+
+    Raises:
+        RuntimeError: the Keras backend is not PyTorch.
+    """
+    was_on = is_enabled()
+    if not enable():
+        import keras
+
+        raise RuntimeError(f"the PyTorch fast paths need KERAS_BACKEND=torch, not {keras.backend.backend()!r}.")
+    try:
+        yield
+    finally:
+        if not was_on:
+            disable()
