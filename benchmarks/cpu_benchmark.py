@@ -16,6 +16,9 @@ separately (each on the backend that suits it) and the report stays whole.
 3. ``target``: one ``vt_resnet18`` run with a ``--target-minutes`` budget (60): can a
    VT-ResNet reach 85 % CIFAR-10 test accuracy in an hour on this CPU? Judged on plain
    top-1; top-1 with horizontal-flip test-time augmentation is recorded beside it.
+   A probe of training speed before the run records the machine's speed with Keras' own
+   code, and with ``--target-torch-fast-paths`` (PyTorch backend) also with
+   :mod:`vt_edu.torch_fast_paths`, which the run then trains with.
 4. ``ablations``: the paper's ablations (tokenizer type, number of tokens, projector
    on/off, recurrent or not) on a class-balanced ``--ablation-train-images`` subset,
    each with the same ``--ablation-minutes`` budget, plus the baseline again with a
@@ -105,7 +108,8 @@ def parse_args(argv=None):
                         "with the budget.")
     p.add_argument("--target-torch-fast-paths", action="store_true",
                    help="train the target run with vt_edu.torch_fast_paths (PyTorch backend; fused BatchNorm, "
-                        "no convolution input copies; same results). Its probe is then recorded too.")
+                        "no convolution input copies; Keras' arithmetic up to float rounding). Its probe is then "
+                        "recorded too.")
     p.add_argument("--ablation-minutes", type=float, default=3.0, help="budget per ablation run (default 3).")
     p.add_argument("--ablation-train-images", type=int, default=10000, help="training subset of the ablations (default 10000).")
     p.add_argument("--ablation-test-images", type=int, default=5000, help="test subset of the ablations (default 5000).")
@@ -254,9 +258,7 @@ def run_target(args, data, out):
     from vt_edu.training import flip_tta_accuracy, train
     from vt_edu.training.loop import prepare_data
 
-    fast_paths = args.target_torch_fast_paths
-    if fast_paths and keras.backend.backend() != "torch":
-        raise SystemExit(f"--target-torch-fast-paths needs KERAS_BACKEND=torch, not {keras.backend.backend()!r}.")
+    fast_paths = args.target_torch_fast_paths  # main() has checked the backend
     with_fast_paths = fast_paths_enabled if fast_paths else contextlib.nullcontext
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.max_train_images, args.max_test_images,
                                                  args.seed)
@@ -439,6 +441,9 @@ def _target_sentence(t):
             else f"the run reached its cap of {t['epochs_completed']} epochs before the budget ran out.")
     if "host_images_per_second" in t:  # older part files have no probe
         text += f" The machine trained this model at {t['host_images_per_second']:.0f} images/s in a probe before the run."
+    if "host_images_per_second_fast_paths" in t:
+        text += (f" The run trained with `--target-torch-fast-paths` (`vt_edu.torch_fast_paths`), "
+                 f"{t['host_images_per_second_fast_paths']:.0f} images/s in the same probe.")
     if "top1_flip_tta" in t:
         text += (" With horizontal-flip test-time augmentation (each test image and its mirror image, softmax "
                  f"probabilities averaged: two forward passes, no extra training) {100 * t['top1_flip_tta']:.2f} %.")
@@ -506,6 +511,13 @@ def main(argv=None):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.target_torch_fast_paths and "target" in parts:
+        import keras
+
+        if keras.backend.backend() != "torch":
+            print(f"error: --target-torch-fast-paths needs KERAS_BACKEND=torch, not {keras.backend.backend()!r}.",
+                  file=sys.stderr)
+            return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

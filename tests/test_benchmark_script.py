@@ -47,3 +47,14 @@ def test_bad_recipe_set_fails_before_any_data_are_loaded(setting, message, tmp_p
     assert code == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_torch_fast_paths_on_another_backend_fail_before_any_data_are_loaded(tmp_path, capsys):
+    import keras
+
+    assert keras.backend.backend() != "torch"
+    code = _benchmark().main(["--out", str(tmp_path), "--data", str(tmp_path / "missing"), "--parts", "target",
+                              "--target-torch-fast-paths"])
+    assert code == 2
+    assert "--target-torch-fast-paths needs KERAS_BACKEND=torch" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -67,6 +67,7 @@ def test_cli_model_names_match_the_registry():
         (["train", "--model", "vt_resnet18", "--option", "tokenizer=conv"], "tokenizer='conv' is invalid"),
         (["compare", "--models", "cnn,resnet50"], "unknown model(s) resnet50"),
         (["train", "--model", "cnn", "--schedule-clock", "time"], "schedule_clock='time' needs a time budget"),
+        (["train", "--model", "cnn", "--torch-fast-paths"], "--torch-fast-paths) needs the PyTorch backend"),
         (["flops", "--model", "vit", "--stem", "cifar"], "--stem applies to resnet18"),
     ],
 )

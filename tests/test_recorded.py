@@ -74,6 +74,14 @@ def test_summary_gives_the_machine_speed_probed_before_the_target_run(results):
     assert "Before that run the machine trained this model at 179 images/s" in summary(parts)
 
 
+def test_summary_says_when_the_target_run_trained_with_the_torch_fast_paths(results):
+    parts = load_benchmark(results)
+    assert "fast paths" not in summary(parts)
+    parts["target"]["result"].update(host_images_per_second=175.4, host_images_per_second_fast_paths=279.0,
+                                     images_per_second=251.2)
+    assert "at 279 images/s in the same probe and 251 images/s over the run" in summary(parts)
+
+
 def test_summary_of_a_target_recorded_without_flip_tta_leaves_it_out(results):
     parts = load_benchmark(results)
     del parts["target"]["result"]["top1_flip_tta"]

@@ -42,8 +42,8 @@ def test_fast_paths_match_stock_keras_on_torch():
     report = json.loads(lines[-1][len(REPORT_PREFIX) :])
     failed = {name: result for name, result in report.items() if result != "ok"}
     assert not failed, json.dumps(failed, indent=2)
-    # 10 layer checks, 4 models x 4 checks, 1 bookkeeping check.
-    assert len(report) == 10 + 4 * 4 + 1 and proc.returncode == 0
+    # 11 layer checks, 4 models x 4 checks, 1 bookkeeping check.
+    assert len(report) == 11 + 4 * 4 + 1 and proc.returncode == 0
 
 
 # --------------------------------------------------------------------------- subprocess
@@ -113,6 +113,25 @@ def _run_checks():
         record(f"batch_norm_2d_{t}", lambda: compare_layer(lambda: bn(momentum=0.9), x2, training))
         record(f"batch_norm_no_affine_{t}",
                lambda: compare_layer(lambda: bn(center=False, scale=False), x4, training))
+    def fast_path_is_taken():
+        # Equal results would also come from silently falling back to Keras' code: count the
+        # fused kernels that the fast path calls.
+        calls = []
+        native, functional = torch.native_batch_norm, torch.nn.functional.batch_norm
+        torch.native_batch_norm = lambda *a, **k: calls.append("train") or native(*a, **k)
+        torch.nn.functional.batch_norm = lambda *a, **k: calls.append("infer") or functional(*a, **k)
+        try:
+            fast.enable()
+            for x in (x4, x2):
+                layer = bn()
+                layer(torch.tensor(x), training=True)
+                layer(torch.tensor(x), training=False)
+        finally:
+            torch.native_batch_norm, torch.nn.functional.batch_norm = native, functional
+            fast.disable()
+        assert calls == ["train", "infer"] * 2, calls
+
+    record("batch_norm_fast_path_is_taken", fast_path_is_taken)
     record("batch_norm_frozen_layer_uses_moving_statistics",
            lambda: compare_layer(lambda: _frozen(bn()), x4, True))
     for strides, padding in ((1, "same"), (2, "same"), (2, "valid")):
@@ -166,7 +185,10 @@ def _run_checks():
         assert fast.enable() is True and fast.is_enabled()
         assert fast.enable() is True  # idempotent
         assert BatchNormalization.call.__module__ == "vt_edu.torch_fast_paths"
+        image = torch.zeros(2, 3, 4, 5)
+        assert torch_nn._transpose_spatial_inputs(image).data_ptr() == image.data_ptr()  # a view, no copy
         fast.disable()
+        assert torch_nn._transpose_spatial_inputs(image).data_ptr() != image.data_ptr()  # Keras copies
         assert not fast.is_enabled()
         assert BatchNormalization.call.__module__.startswith("keras.")
         assert torch_nn._transpose_spatial_inputs.__module__.startswith("keras.")

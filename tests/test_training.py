@@ -245,6 +245,7 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
         (dict(width=-1.0), "width=-1.0 is invalid"),
         (dict(schedule_clock="wall"), "unknown schedule clock 'wall'"),
         (dict(schedule_clock="time"), "schedule_clock='time' needs a time budget"),
+        (dict(torch_fast_paths=True), "needs the PyTorch backend; this is 'tensorflow'"),
     ],
 )
 def test_bad_options_fail_before_loading_data(kwargs, message, tmp_path, monkeypatch):

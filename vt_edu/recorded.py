@@ -153,6 +153,12 @@ def summary(parts: dict) -> str:
                 "(machines of the same name here have ranged from about 150 to 380 images/s from day to day, "
                 "and the epochs that fit in an hour with them)."
             )
+        if "host_images_per_second_fast_paths" in t:
+            text.append(
+                f"The run trained with the PyTorch fast paths of `vt_edu.torch_fast_paths` (fused BatchNorm, no "
+                f"copies of convolution inputs), at {t['host_images_per_second_fast_paths']:.0f} images/s in the same "
+                f"probe and {t['images_per_second']:.0f} images/s over the run."
+            )
         if "top1_flip_tta" in t:
             text.append(
                 f"Classifying each test image and its mirror image and averaging the two predictions (flip "

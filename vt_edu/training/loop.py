@@ -88,17 +88,6 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------ validation
-def _fast_paths(on):
-    """:func:`vt_edu.torch_fast_paths.enabled` when ``on``, else nothing."""
-    import contextlib
-
-    if not on:
-        return contextlib.nullcontext()
-    from vt_edu.torch_fast_paths import enabled
-
-    return enabled()
-
-
 def _positive_int(name, value, allow_none=False):
     if value is None and allow_none:
         return None
@@ -422,6 +411,17 @@ def _load_teacher(teacher):
     return keras.models.load_model(path, compile=False)
 
 
+def _fast_paths(on):
+    """:func:`vt_edu.torch_fast_paths.enabled` when ``on``, else nothing."""
+    import contextlib
+
+    if not on:
+        return contextlib.nullcontext()
+    from vt_edu.torch_fast_paths import enabled
+
+    return enabled()
+
+
 def train(
     model_name: str,
     dataset: str = "cifar10",
@@ -482,7 +482,8 @@ def train(
             The rates then depend on the machine's speed, so such runs do not repeat
             exactly.
         torch_fast_paths: train with :mod:`vt_edu.torch_fast_paths` (fused BatchNorm,
-            convolutions without input copies; PyTorch backend only; same results).
+            convolutions without input copies; PyTorch backend only; the same arithmetic
+            as Keras' own code up to float rounding).
         overwrite: delete a run folder with a different configuration instead of refusing.
         verbose: Keras' ``fit`` verbosity (``"auto"``, 0, 1, 2).
         callbacks: extra Keras callbacks (run after the backup, so an exception
