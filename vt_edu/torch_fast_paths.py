@@ -1,4 +1,4 @@
-"""Two CPU fast paths for Keras 3's PyTorch backend (opt-in; results unchanged).
+"""Two CPU fast paths for Keras 3's PyTorch backend (opt-in; results equal up to float rounding).
 
 Profiling VT-ResNet-18 at width 0.25 on a 2-core CPU (``torch.profiler``, Keras 3.15.1,
 PyTorch 2.13) showed most of a training step outside the convolutions, in two places
@@ -104,6 +104,9 @@ def enable() -> bool:
     """Switch the fast paths on (idempotent). Returns ``True`` if they are on.
 
     Returns ``False`` and changes nothing when the Keras backend is not PyTorch.
+
+    Raises:
+        RuntimeError: this Keras version lacks the private helper that is replaced.
     """
     import keras
 
@@ -114,6 +117,11 @@ def enable() -> bool:
     from keras.src.backend.torch import nn as torch_nn
     from keras.src.layers.normalization.batch_normalization import BatchNormalization
 
+    if not hasattr(torch_nn, "_transpose_spatial_inputs"):  # a private helper of Keras 3.x (written for 3.15)
+        raise RuntimeError(
+            f"Keras {keras.__version__} has no keras.src.backend.torch.nn._transpose_spatial_inputs; "
+            "vt_edu.torch_fast_paths needs updating for it (train without --torch-fast-paths meanwhile)."
+        )
     _ORIGINALS["call"] = BatchNormalization.call
     _ORIGINALS["transpose"] = torch_nn._transpose_spatial_inputs
     BatchNormalization.call = _fused_batch_norm_call(_ORIGINALS["call"])
