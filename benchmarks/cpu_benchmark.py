@@ -249,8 +249,6 @@ def run_vt(args, data, out):
 
 
 def run_target(args, data, out):
-    import contextlib
-
     import keras
 
     from vt_edu.data import channel_stats
@@ -259,7 +257,6 @@ def run_target(args, data, out):
     from vt_edu.training.loop import prepare_data
 
     fast_paths = args.target_torch_fast_paths  # main() has checked the backend
-    with_fast_paths = fast_paths_enabled if fast_paths else contextlib.nullcontext
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.max_train_images, args.max_test_images,
                                                  args.seed)
     recipe = recipe_of(args)
@@ -267,7 +264,7 @@ def run_target(args, data, out):
     if (run_dir / "config.json").exists() and args.target_epochs == "auto":
         epochs, probe = json.loads((run_dir / "config.json").read_text())["epochs"], None  # resume with the planned schedule
     else:
-        with with_fast_paths():  # plan with the speed the run will have
+        with fast_paths_enabled(fast_paths):  # plan with the speed the run will have
             epochs, probe = resolve_epochs(args.target_epochs, ["vt_resnet18"], args.width, recipe, args.batch_size,
                                            args.target_minutes, train_set)
 
@@ -282,7 +279,7 @@ def run_target(args, data, out):
     print(f"[target] host speed before training: {host_speed:.0f} images/s", flush=True)
     speeds = {"host_images_per_second": host_speed}
     if fast_paths:
-        with with_fast_paths():
+        with fast_paths_enabled():
             speeds["host_images_per_second_fast_paths"] = probe_speed()
         print(f"[target] with the PyTorch fast paths: {speeds['host_images_per_second_fast_paths']:.0f} images/s",
               flush=True)

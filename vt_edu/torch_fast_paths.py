@@ -146,12 +146,18 @@ def is_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def enabled():
+def enabled(on: bool = True):
     """Context manager: the fast paths on inside the block, the previous state after it.
 
+    Args:
+        on: ``False`` leaves everything as it is (so callers can pass their option through).
+
     Raises:
-        RuntimeError: the Keras backend is not PyTorch.
+        RuntimeError: ``on`` and the Keras backend is not PyTorch.
     """
+    if not on:
+        yield
+        return
     was_on = is_enabled()
     if not enable():
         import keras

@@ -411,17 +411,6 @@ def _load_teacher(teacher):
     return keras.models.load_model(path, compile=False)
 
 
-def _fast_paths(on):
-    """:func:`vt_edu.torch_fast_paths.enabled` when ``on``, else nothing."""
-    import contextlib
-
-    if not on:
-        return contextlib.nullcontext()
-    from vt_edu.torch_fast_paths import enabled
-
-    return enabled()
-
-
 def train(
     model_name: str,
     dataset: str = "cifar10",
@@ -504,6 +493,7 @@ def train(
     from vt_edu.config import gpu_available
     from vt_edu.flops import count_macs
     from vt_edu.models import create_model
+    from vt_edu.torch_fast_paths import enabled as fast_paths_enabled
     from vt_edu.training import provenance
     from vt_edu.training.distillation import Distiller, SparseSmoothedCrossEntropy
     from vt_edu.training.pipeline import ImageBatches
@@ -636,7 +626,7 @@ def train(
         callback_list.append(ClockSchedule(schedule, epochs, logger))
     callback_list.extend(callbacks)
 
-    with _fast_paths(torch_fast_paths):
+    with fast_paths_enabled(torch_fast_paths):
         model.fit(
             train_batches,
             epochs=epochs if schedule_clock == "steps" else TIME_CLOCK_EPOCH_CAP * epochs,
