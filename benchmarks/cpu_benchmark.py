@@ -131,19 +131,18 @@ def parse_args(argv=None):
 
 # ------------------------------------------------------------------ epochs from a probe
 def probe_images_per_second(model_name, width, model_options, recipe, batch_size, x, y, steps=12):
-    """Training images/s of one model on real augmented batches (after 2 warm-up steps)."""
-    import keras
-
+    """Training images/s of one model on real augmented batches (after 2 warm-up steps), compiled
+    as ``train()`` compiles it (the recipe's optimizer, clipping, loss and metrics)."""
     from vt_edu.data import channel_stats
     from vt_edu.models import create_model
+    from vt_edu.training.loop import compile_for_training
     from vt_edu.training.pipeline import ImageBatches
 
     n = batch_size * (steps + 2)
     mean, std = channel_stats(x)
     batches = ImageBatches(x[:n], y[:n], batch_size, mean, std, augment=recipe.augment, shuffle=True)
     model = create_model(model_name, width=width, **model_options)
-    model.compile(keras.optimizers.SGD(0.01, momentum=0.9, clipnorm=recipe.clip_norm),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    compile_for_training(model, recipe, batch_size, len(batches), 1, model.output_shape[-1])
     # A training set smaller than the probe repeats its batches (an index past the end would be empty).
     for i in range(2):  # compile / warm up
         model.train_on_batch(*batches[i % len(batches)])

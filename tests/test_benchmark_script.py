@@ -27,6 +27,29 @@ def test_probe_times_training_steps_even_on_fewer_images_than_it_needs():
     assert np.isfinite(speed) and speed > 0
 
 
+def test_probe_times_the_step_that_training_runs(monkeypatch):
+    # The probe compiles through train()'s own compile_for_training (the recipe's optimizer,
+    # global-norm clipping and loss): a probe with its own optimizer timed another step.
+    import vt_edu.training.loop as loop
+    from training_helpers import assert_compiled_with
+
+    compiled = []
+
+    def spy(model, *args, **kwargs):
+        compiled.append(model)
+        return real(model, *args, **kwargs)
+
+    real = loop.compile_for_training
+    monkeypatch.setattr(loop, "compile_for_training", spy)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(24) % 10
+    recipe = get_recipe("fast", clip_norm=5.0)
+    _benchmark().probe_images_per_second("cnn", 0.25, {}, recipe, 8, x, y, steps=2)
+    assert len(compiled) == 1
+    assert_compiled_with(compiled[0], recipe, 8)
+
+
 def test_recipe_set_changes_the_recipe_that_the_parts_train_with():
     bench = _benchmark()
     args = bench.parse_args(["--recipe", "fast", "--recipe-set", "clip_norm=5", "--recipe-set", "clip_norm=null",

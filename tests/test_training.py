@@ -29,6 +29,7 @@ from vt_edu.training import (
     train,
 )
 from vt_edu.training.augment import rand_augment
+from training_helpers import assert_compiled_with
 
 CLASSES = [f"c{i}" for i in range(10)]
 
@@ -182,6 +183,12 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     # A different configuration in the same folder is refused.
     with pytest.raises(TrainingError, match="different settings.*epochs"):
         train(recipe="fast", epochs=3, run_dir=run, **TINY)
+
+
+def test_train_compiles_with_the_recipes_optimizer_clipping_and_loss(tmp_path):
+    recipe = get_recipe("fast", clip_norm=5.0, label_smoothing=0.2)
+    result = train(recipe=recipe, epochs=1, run_dir=tmp_path / "run", **TINY)
+    assert_compiled_with(result.model, recipe, TINY["batch_size"])
 
 
 class _Interrupt(Exception):

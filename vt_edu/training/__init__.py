@@ -30,6 +30,7 @@ _EXPORTS = {
     "smoothed_cross_entropy": "distillation",
     "RunResult": "loop",
     "TrainingError": "loop",
+    "compile_for_training": "loop",
     "default_run_dir": "loop",
     "prepare_data": "loop",
     "train": "loop",

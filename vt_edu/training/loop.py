@@ -47,7 +47,10 @@ import numpy as np
 
 from vt_edu.training.recipes import Recipe, RecipeError, get_recipe
 
-__all__ = ["RunResult", "TrainingError", "default_run_dir", "prepare_data", "read_history", "train"]
+__all__ = [
+    "RunResult", "TrainingError", "compile_for_training", "default_jit_compile", "default_run_dir", "prepare_data",
+    "read_history", "train",
+]
 
 HISTORY_FIELDS = (
     "epoch",
@@ -400,6 +403,45 @@ def _make_optimizer(recipe: Recipe, batch_size: int, steps_per_epoch: int, epoch
     raise TrainingError(f"recipe {recipe.name!r}: unknown optimizer {recipe.optimizer!r}.")
 
 
+def default_jit_compile(gpu: bool):
+    """:func:`train`'s XLA setting when none is given."""
+    import keras
+
+    # XLA pays off on a GPU. On a CPU, TensorFlow runs these models 1.2-2x slower
+    # with XLA (and compiles for tens of seconds); JAX always compiles ("auto").
+    return True if gpu else ("auto" if keras.backend.backend() == "jax" else False)
+
+
+def compile_for_training(model, recipe: Recipe, batch_size: int, steps_per_epoch: int, epochs: int,
+                         num_classes: int, schedule_clock: str = "steps", jit_compile=None):
+    """Compile ``model`` as :func:`train` does: the recipe's optimizer (learning rate scaled to
+    ``batch_size``, weight decay, global-norm clipping, EMA), its label-smoothed loss, the
+    ``accuracy`` and ``top5`` metrics, and XLA as :func:`default_jit_compile` says unless
+    ``jit_compile`` is given. Speed probes use it too, so they time the step that training runs.
+
+    Returns:
+        The learning-rate schedule (what :class:`ClockSchedule` samples with ``schedule_clock="time"``).
+    """
+    import keras
+
+    from vt_edu.config import gpu_available
+    from vt_edu.training.distillation import SparseSmoothedCrossEntropy
+
+    if jit_compile is None:
+        jit_compile = default_jit_compile(gpu_available())
+    optimizer, schedule = _make_optimizer(recipe, batch_size, steps_per_epoch, epochs, schedule_clock)
+    model.compile(
+        optimizer=optimizer,
+        loss=SparseSmoothedCrossEntropy(recipe.label_smoothing),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
+        ],
+        jit_compile=jit_compile,
+    )
+    return schedule
+
+
 def _load_teacher(teacher):
     import keras
 
@@ -495,7 +537,7 @@ def train(
     from vt_edu.models import create_model
     from vt_edu.torch_fast_paths import enabled as fast_paths_enabled
     from vt_edu.training import provenance
-    from vt_edu.training.distillation import Distiller, SparseSmoothedCrossEntropy
+    from vt_edu.training.distillation import Distiller
     from vt_edu.training.pipeline import ImageBatches
 
     recipe, epochs, batch_size, max_train_images, max_test_images, options = _check_arguments(
@@ -511,9 +553,7 @@ def train(
     gpu = gpu_available()
     mixed_precision = gpu if mixed_precision is None else bool(mixed_precision)
     if jit_compile is None:
-        # XLA pays off on a GPU. On a CPU, TensorFlow runs these models 1.2-2x slower
-        # with XLA (and compiles for tens of seconds); JAX always compiles ("auto").
-        jit_compile = True if gpu else ("auto" if keras.backend.backend() == "jax" else False)
+        jit_compile = default_jit_compile(gpu)
 
     (x_train, y_train), (x_test, y_test), class_names, described = prepare_data(
         dataset, data, source, max_train_images, max_test_images, seed, progress=verbose != 0
@@ -588,8 +628,6 @@ def train(
         randaugment_magnitude=recipe.randaugment_magnitude, workers=workers,
     )
     test_batches = ImageBatches(x_test, y_test, min(max(batch_size, 256), len(x_test)), mean, std, workers=workers)
-    optimizer, schedule = _make_optimizer(recipe, batch_size, len(train_batches), epochs, schedule_clock)
-
     model = student
     if teacher_model is not None:
         model = Distiller(
@@ -597,15 +635,8 @@ def train(
             recipe.label_smoothing,
         )
         model(train_batches[0][0][:1])  # build
-    k = min(5, len(class_names))
-    model.compile(
-        optimizer=optimizer,
-        loss=SparseSmoothedCrossEntropy(recipe.label_smoothing),
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=k, name="top5"),
-        ],
-        jit_compile=jit_compile,
+    schedule = compile_for_training(
+        model, recipe, batch_size, len(train_batches), epochs, len(class_names), schedule_clock, jit_compile
     )
 
     EpochSetter, NanGuard, RunLogger, ClockSchedule = _callbacks_module()
