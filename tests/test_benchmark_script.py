@@ -33,13 +33,12 @@ def test_probe_times_the_step_that_training_runs(monkeypatch):
     import vt_edu.training.loop as loop
     from training_helpers import assert_compiled_with
 
-    compiled = []
+    compiled, real = [], loop.compile_for_training
 
     def spy(model, *args, **kwargs):
         compiled.append(model)
         return real(model, *args, **kwargs)
 
-    real = loop.compile_for_training
     monkeypatch.setattr(loop, "compile_for_training", spy)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
