@@ -296,16 +296,49 @@ def test_time_budget_is_never_exceeded(tmp_path):
                    callbacks=[_SlowBatches(0.4)], **TINY)
     assert result.metrics["stopped_early"] == "time budget"
     assert result.metrics["train_seconds"] <= budget
-    # It used the budget; the first batch (graph tracing) makes the prediction cautious.
+    # It used the budget (the first batch, which traces the graph, is part of it).
     assert result.metrics["train_seconds"] >= budget / 2
+
+
+def test_budget_stop_rule_does_not_predict_from_the_tracing_batch(tmp_path, monkeypatch):
+    # The stop rule on a fake clock: a first batch of `first` seconds (graph tracing on a
+    # slow host), then ordinary 0.3 s batches, a 12 s budget. Returns the batches run and
+    # the training seconds when the rule stopped.
+    from vt_edu.training import loop
+
+    clock = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
+    RunLogger = loop._callbacks_module()[2]
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+    def run_until_stop(first, budget=12.0):
+        logger = RunLogger(tmp_path / "r", student=None, train_images=10, budget_seconds=budget)
+        logger.set_model(model)
+        model.stop_training = False
+        logger.on_train_begin()
+        logger.on_epoch_begin(0)
+        for batch, seconds in enumerate([first] + [0.3] * 100):
+            clock[0] += seconds
+            logger.on_train_batch_end(batch)
+            if model.stop_training:
+                return batch + 1, logger.elapsed()
+        raise AssertionError("the budget never stopped the run")
+
+    # Ordinary batches predict the next one: the run goes on to within one batch of 12 s
+    # (had the 5 s batch predicted the next 20, it would have stopped near 7 s).
+    batches, seconds = run_until_stop(first=5.0)
+    assert 12.0 - 0.3 - 1e-9 <= seconds <= 12.0, (batches, seconds)
+    # With only the first batch known, it is the prediction: 7 s + 7 s would cross 12 s.
+    assert run_until_stop(first=7.0) == (1, pytest.approx(7.0))
 
 
 def test_time_clock_schedule_follows_the_training_time(tmp_path):
     # The budget stands for 2 epochs of the cosine; batches take >= 0.3 s, 4 per epoch,
-    # so the 12 s budget outlasts the cap of 4 epochs: training goes past the planned 2
+    # so the 20 s budget outlasts the cap of 4 epochs (about 5 s, plus the first batch's
+    # graph trace: 2 s here, more on a busy host): training goes past the planned 2
     # epochs and the rate follows the clock, not the step count (by steps, the rate
     # would be 0 from the end of epoch 2 on).
-    budget, planned = 12.0, 2
+    budget, planned = 20.0, 2
     recipe = get_recipe("fast", clip_norm=None)
     result = train(recipe=recipe, epochs=planned, run_dir=tmp_path / "t", time_budget_minutes=budget / 60,
                    schedule_clock="time", callbacks=[_SlowBatches(0.3)], **TINY)

@@ -20,7 +20,8 @@ unless ``overwrite=True``.
 
 Time budgets: with ``time_budget_minutes`` a run stops before a batch that would end past
 the budget (it predicts that batch's time from the slowest of the last
-``BUDGET_LOOKBACK`` batches), so its training time stays inside the budget; the epoch
+``BUDGET_LOOKBACK`` batches, leaving out a session's first batch, which also traces the
+graph), so its training time stays inside the budget; the epoch
 in progress is then validated and counted. With ``schedule_clock="time"`` the
 learning-rate schedule also runs on the training clock instead of the step count (see
 :func:`train`), so a cosine reaches its end exactly when the budget does, however fast
@@ -299,6 +300,10 @@ def _callbacks_module():
             self.best = max((r.get("val_accuracy", -math.inf) for r in self.rows), default=-math.inf)
             self.spent = sum(r.get("train_seconds", 0.0) for r in self.rows)
             self.batch_seconds = []  # the last BUDGET_LOOKBACK batch durations, across epochs
+            # This session's first batch also traces the graph and warms the input pipeline
+            # (seconds, several ordinary batches): it predicts the next batch only until
+            # an ordinary one is known, or a short budget would end early.
+            self.first_batch_seconds = None
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
@@ -317,10 +322,14 @@ def _callbacks_module():
             if self.budget_seconds is None:
                 return
             now = time.perf_counter()
-            self.batch_seconds = (self.batch_seconds + [now - self.batch_end])[-BUDGET_LOOKBACK:]
+            if self.first_batch_seconds is None:
+                self.first_batch_seconds = now - self.batch_end
+            else:
+                self.batch_seconds = (self.batch_seconds + [now - self.batch_end])[-BUDGET_LOOKBACK:]
             self.batch_end = now
+            next_batch = max(self.batch_seconds, default=self.first_batch_seconds)
             # Stop before a batch that would end past the budget, not after one that did.
-            if self.elapsed() + max(self.batch_seconds) >= self.budget_seconds:
+            if self.elapsed() + next_batch >= self.budget_seconds:
                 self.model.stop_training = True
                 self.stopped_by_budget = True
 
