@@ -302,9 +302,7 @@ def test_time_budget_is_never_exceeded(tmp_path):
 
 
 def test_budget_stop_rule_does_not_predict_from_the_tracing_batch(tmp_path, monkeypatch):
-    # The stop rule on a fake clock: a first batch of `first` seconds (graph tracing on a
-    # slow host), then ordinary 0.3 s batches, a 12 s budget. Returns the batches run and
-    # the training seconds when the rule stopped.
+    # The stop rule on a fake clock, the logger driven directly.
     from vt_edu.training import loop
 
     clock = [0.0]
@@ -313,6 +311,8 @@ def test_budget_stop_rule_does_not_predict_from_the_tracing_batch(tmp_path, monk
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 
     def run_until_stop(first, budget=12.0):
+        """A first batch of ``first`` seconds (graph tracing on a slow host), then ordinary
+        0.3 s batches: the batches run and the training seconds when the rule stopped."""
         logger = RunLogger(tmp_path / "r", student=None, train_images=10, budget_seconds=budget)
         logger.set_model(model)
         model.stop_training = False
