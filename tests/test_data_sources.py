@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tarfile
 import time
 
 import keras
@@ -425,3 +426,19 @@ def test_a_symbolic_link_cycle_does_not_hang_the_listing(tiny_cifar):
     tree = trees.open_tree(path)
     assert "train/cat/loop" in tree.dirs and not any(f.startswith("train/cat/loop/") for f in tree.files)
     assert_loaded(load_cifar(source=path, progress=False), expected)
+
+
+def test_links_inside_an_archive_are_named_not_followed(tiny_cifar, tmp_path):
+    real, _ = tiny_cifar.image_folder(name="real")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for split in ("train", "test"):
+        (linked / split).symlink_to(real / split, target_is_directory=True)
+    archive = tmp_path / "linked.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(linked, arcname="")  # links stored as links, as tar does by default
+    with pytest.raises(LayoutError) as info:
+        load_cifar(source=archive, progress=False)
+    message = str(info.value)
+    assert str(archive) in message and "links, which are not followed" in message
+    assert "test, train" in message and "--dereference" in message

@@ -55,7 +55,7 @@ def _classes(tree: FileTree, root: str, split: str) -> list[str]:
         other = SPLITS[1 - SPLITS.index(split)]
         raise LayoutError(
             f"{tree.describe(_join(root, other))} has no sibling {split}/ folder; an image-folder "
-            f"source needs both train/<class>/ and test/<class>/."
+            f"source needs both train/<class>/ and test/<class>/.{tree.links_note()}"
         )
     subdirs, _ = tree.listdir(_join(root, split))
     return [d for d in subdirs if not d.startswith(".")]

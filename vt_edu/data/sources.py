@@ -119,7 +119,7 @@ def find_layouts(tree: FileTree) -> dict[str, Layout]:
         listing = ", ".join([f"{d}/" for d in top_dirs] + top_files[:10]) or "nothing"
         raise LayoutError(
             f"{tree.location} holds no recognised data set layout (at its top: {listing}). "
-            f"Expected {FORMATS_HELP}."
+            f"Expected {FORMATS_HELP}.{tree.links_note()}"
         )
     return found
 

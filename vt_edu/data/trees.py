@@ -34,12 +34,15 @@ class FileTree:
             at the official folder itself); ``""`` for archives.
         files: sorted relative paths of the regular files.
         dirs: relative paths of every folder, including ones only implied by a file.
+        links: relative paths of symbolic and hard links in an archive, which are not
+            followed (in a folder, links to folders are followed, see :func:`_walk`).
     """
 
     def __init__(self, location: Path, root_name: str, files: list[str]):
         self.location = location
         self.root_name = root_name
         self.files = sorted(files)
+        self.links: list[str] = []
         self.dirs: set[str] = set()
         self._index: dict[str, tuple[list[str], list[str]]] | None = None
         for f in self.files:
@@ -80,6 +83,16 @@ class FileTree:
     def describe(self, relpath: str) -> str:
         """How to name one file in a message."""
         return str(self.location / relpath)
+
+    def links_note(self) -> str:
+        """A sentence for a layout error when the archive holds links, else ``""``."""
+        if not self.links:
+            return ""
+        more = f" and {len(self.links) - 5} more" if len(self.links) > 5 else ""
+        return (
+            f" It holds links, which are not followed inside an archive ({', '.join(self.links[:5])}{more}); "
+            "pack the folders they point to instead (tar --dereference)."
+        )
 
     def listdir(self, relpath: str = "") -> tuple[list[str], list[str]]:
         """The (sub-folder names, file names) directly under ``relpath``, sorted."""
@@ -138,7 +151,7 @@ class ArchiveTree(FileTree):
 
     def __init__(self, path: Path):
         self._sizes: dict[str, int] = {}
-        explicit_dirs = []
+        explicit_dirs, links = [], []
         # Stream mode skips a member's data without keeping it: listing the headers
         # holds one block at a time, whatever the members' sizes.
         with self._members(path) as (_, members):
@@ -147,8 +160,12 @@ class ArchiveTree(FileTree):
                     explicit_dirs.append(name)
                 elif member.isfile():
                     self._sizes.setdefault(name, member.size)
+                elif member.issym() or member.islnk():
+                    # Never followed: a link could point anywhere on the reader's disk.
+                    links.append(name)
         super().__init__(path, "", list(self._sizes))
         self._add_dirs(explicit_dirs)
+        self.links = links
 
     @staticmethod
     @contextmanager
