@@ -227,3 +227,86 @@ def test_malicious_pickle_inside_an_archive(tiny_cifar, tmp_path):
     with raises(UnsafePickleError, archive, "cifar-10-batches-py/batches.meta"):
         load_cifar(source=archive)
     assert not marker.exists()
+
+
+def test_official_class_names_in_another_order_are_refused(tiny_cifar):
+    """Labels index batches.meta's names: reversed names would mislabel every class."""
+    from vt_edu.data.names import CIFAR10_CLASSES
+
+    path, _ = tiny_cifar.official_cifar10()
+    meta = path / "cifar-10-batches-py" / "batches.meta"
+    names = [c.encode() for c in reversed(CIFAR10_CLASSES)]
+    meta.write_bytes(pickle.dumps({b"label_names": names, b"num_vis": 3072}, protocol=2))
+    with raises(CorruptFileError, meta, "'label_names'", "official order", "label 0 is 'truck'", "'airplane'"):
+        load_cifar(source=path)
+
+
+def test_float_labels_are_refused_not_truncated(tiny_cifar):
+    path, _ = tiny_cifar.official_cifar10(n_test=2)
+    batch = path / "cifar-10-batches-py" / "test_batch"
+    rows = tiny_cifar.images(2).transpose(0, 3, 1, 2).reshape(2, 3072)
+    batch.write_bytes(pickle.dumps({b"data": rows, b"labels": [3.7, 1.0]}, protocol=2))
+    with raises(CorruptFileError, batch, "'labels'", "integer labels", "3.7"):
+        load_cifar(source=path)
+
+
+def test_cache_folder_under_a_regular_file(tiny_cifar, tmp_path, monkeypatch):
+    from vt_edu.data import CacheError
+
+    path, _ = tiny_cifar.image_folder()
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("VT_EDU_CACHE", str(tmp_path / "a-file" / "cache"))
+    with raises(CacheError, tmp_path / "a-file", "VT_EDU_CACHE=", "cannot be created", "a folder you can write to"):
+        load_cifar(source=path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_cache_folder_in_a_folder_without_write_permission(tiny_cifar, tmp_path, monkeypatch):
+    from vt_edu.data import CacheError
+
+    path, _ = tiny_cifar.image_folder()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    monkeypatch.setenv("VT_EDU_CACHE", str(locked / "cache"))
+    try:
+        with raises(CacheError, locked / "cache", "VT_EDU_CACHE=", "Permission denied"):
+            load_cifar(source=path)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_an_extra_class_folder_is_named_without_assuming_cifar100(tiny_cifar):
+    from vt_edu.data.names import CIFAR10_CLASSES
+
+    path, _ = tiny_cifar.image_folder(classes=[*CIFAR10_CLASSES, "zebra"])
+    with raises(LayoutError, path / "train", "11 class folders", "neither CIFAR-10's 10 nor CIFAR-100's 100",
+                "unexpected: ['zebra']", "missing: none") as info:  # fmt: skip
+        load_cifar(source=path)
+    assert "apple" not in str(info.value)  # no list of CIFAR-100's missing classes
+
+
+def test_a_long_list_of_missing_classes_is_cut(tiny_cifar):
+    from vt_edu.data.names import CIFAR100_FINE_CLASSES
+
+    path, _ = tiny_cifar.image_folder(classes=CIFAR100_FINE_CLASSES[:50], per_class=(1, 1))
+    with raises(LayoutError, path / "train", "50 class folders", "compared with CIFAR-100", "and 40 more"):
+        load_cifar(source=path)
+
+
+def test_error_messages_are_one_line(tiny_cifar):
+    from vt_edu.data.names import CIFAR10_CLASSES
+
+    path, _ = tiny_cifar.image_folder(classes=[*CIFAR10_CLASSES, "zebra"])
+    with pytest.raises(DataError) as info:
+        load_cifar(source=path)
+    assert "\n" not in str(info.value)
+
+
+def test_cache_folder_that_is_a_regular_file(tiny_cifar, tmp_path, monkeypatch):
+    from vt_edu.data import CacheError
+
+    path, _ = tiny_cifar.image_folder()
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("VT_EDU_CACHE", str(tmp_path / "a-file"))
+    with raises(CacheError, tmp_path / "a-file", "VT_EDU_CACHE=", "a file of that name is in the way"):
+        load_cifar(source=path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tarfile
 import time
 
 import keras
@@ -352,3 +353,92 @@ def test_cache_entries_cannot_run_code(tiny_cifar):
     # An object array is stored as a pickle; the cache reader refuses it, so the
     # entry counts as missing instead of being unpickled.
     assert data_cache.load(entry) is None
+
+
+def _fewer_images(arrays):
+    for key in ("x_train", "y_train"):
+        arrays[key] = arrays[key][:3]
+
+
+def _labels_out_of_range(arrays):
+    arrays["y_test"] = arrays["y_test"] + 10
+
+
+def _wrong_image_shape(arrays):
+    arrays["x_train"] = arrays["x_train"][:, :16]
+
+
+def _float_labels(arrays):
+    arrays["y_train"] = arrays["y_train"].astype(np.float32)
+
+
+def _other_class_names(arrays):
+    arrays["class_names"] = arrays["class_names"][::-1]
+
+
+def _cached_entry(tiny_cifar):
+    path, expected = tiny_cifar.image_folder()
+    load_cifar(source=path, progress=False)
+    (entry,) = cache_dir().glob("*.npz")
+    with np.load(entry) as stored:
+        arrays = dict(stored)
+    return path, expected, entry, arrays
+
+
+@pytest.mark.parametrize(
+    "tamper", [_fewer_images, _labels_out_of_range, _wrong_image_shape, _float_labels, _other_class_names]
+)
+def test_cache_entry_edited_into_another_valid_npz_is_rebuilt(tiny_cifar, tamper):
+    """Edited by hand (the stored digest copied along): the digest no longer matches."""
+    path, expected, entry, arrays = _cached_entry(tiny_cifar)
+    tamper(arrays)
+    np.savez(entry, **arrays)
+    assert_loaded(load_cifar(source=path, progress=False), expected)
+    assert data_cache.load(entry, list(CIFAR10_CLASSES)) is not None  # rewritten
+
+
+@pytest.mark.parametrize("tamper", [_labels_out_of_range, _wrong_image_shape, _float_labels, _other_class_names])
+def test_cache_entry_written_with_wrong_content_is_rebuilt(tiny_cifar, tamper):
+    """Written with a matching digest: the checks of shapes, dtypes, labels and names catch it."""
+    path, expected, entry, arrays = _cached_entry(tiny_cifar)
+    tamper(arrays)
+    train, test = (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+    data_cache.save(entry, train, test, [str(n) for n in arrays["class_names"]])
+    assert_loaded(load_cifar(source=path, progress=False), expected)
+    assert data_cache.load(entry, list(CIFAR10_CLASSES)) is not None  # rewritten
+
+
+# --- symbolic links ----------------------------------------------------------------
+
+
+def test_split_folders_given_as_symbolic_links_are_followed(tiny_cifar, tmp_path):
+    real, expected = tiny_cifar.image_folder(name="real")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for split in ("train", "test"):
+        (linked / split).symlink_to(real / split, target_is_directory=True)
+    assert_loaded(load_cifar(source=linked, progress=False), expected)
+
+
+def test_a_symbolic_link_cycle_does_not_hang_the_listing(tiny_cifar):
+    path, expected = tiny_cifar.image_folder()
+    (path / "train" / "cat" / "loop").symlink_to(path / "train", target_is_directory=True)
+    tree = trees.open_tree(path)
+    assert "train/cat/loop" in tree.dirs and not any(f.startswith("train/cat/loop/") for f in tree.files)
+    assert_loaded(load_cifar(source=path, progress=False), expected)
+
+
+def test_links_inside_an_archive_are_named_not_followed(tiny_cifar, tmp_path):
+    real, _ = tiny_cifar.image_folder(name="real")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for split in ("train", "test"):
+        (linked / split).symlink_to(real / split, target_is_directory=True)
+    archive = tmp_path / "linked.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(linked, arcname="")  # links stored as links, as tar does by default
+    with pytest.raises(LayoutError) as info:
+        load_cifar(source=archive, progress=False)
+    message = str(info.value)
+    assert str(archive) in message and "links, which are not followed" in message
+    assert "test, train" in message and "--dereference" in message

@@ -364,6 +364,86 @@ def test_mixed_precision(policy, tol):
     np.testing.assert_allclose(to_np(x_out), to_np(x_ref), atol=20 * tol, rtol=20 * tol)
 
 
+# Activations of std ~100 (reached in training) make float16 attention logits overflow
+# (float16 ends at 65504): the products below are ~C * 100 * 100.
+LARGE_ACTIVATIONS = 100.0
+
+
+def float16_exact(x):
+    """``x`` rounded to float16 values but kept float32: the mixed layer casts its inputs
+    to float16, so the float32 layer gets the same numbers and the two can be compared."""
+    return x.astype("float16").astype("float32")
+
+
+def large_inputs(kind, C, seed):
+    """Inputs of std LARGE_ACTIVATIONS for one layer kind, as float16-exact float32."""
+    x = float16_exact(randn(2, 4, 4, C, seed=seed, scale=LARGE_ACTIVATIONS))
+    tokens = float16_exact(randn(2, 4, C, seed=seed + 1, scale=LARGE_ACTIVATIONS))
+    return {
+        "filter": (x,), "pooling": (x,), "recurrent": (x, tokens), "transformer": (tokens,), "transformer_variant": (tokens,),
+        "projector": (x, tokens), "vt_module": (x,), "vt_module_recurrent": (x, tokens),
+    }[kind]  # fmt: skip
+
+
+def make_layer(kind, dtype):
+    return {
+        "filter": lambda: FilterTokenizer(4, dtype=dtype),
+        "pooling": lambda: PoolingTokenizer(4, dtype=dtype),
+        "recurrent": lambda: RecurrentTokenizer(dtype=dtype),
+        "transformer": lambda: TokenTransformer(dtype=dtype),
+        "transformer_variant": lambda: TokenTransformer(
+            num_heads=2, scale_attention=True, use_value_projection=True, norm="post", dtype=dtype
+        ),
+        "projector": lambda: Projector(dtype=dtype),
+        "vt_module": lambda: VTModule(4, dtype=dtype),
+        "vt_module_recurrent": lambda: VTModule(4, "recurrent", dtype=dtype),
+    }[kind]()
+
+
+@pytest.mark.parametrize("C", [16, 256])
+@pytest.mark.parametrize(
+    "kind",
+    ["filter", "pooling", "recurrent", "transformer", "transformer_variant", "projector", "vt_module",
+     "vt_module_recurrent"],
+)  # fmt: skip
+def test_mixed_float16_with_large_activations(kind, C):
+    """Under mixed_float16 the outputs stay finite and close to the float32 layer's.
+
+    A single layer gets the same (float16-exact) inputs in both precisions, so with
+    float32 logits even its attention map matches. In a VTModule the float16 tokens
+    that the tokenizer hands to the transformer differ from the float32 ones in the
+    last bits; with logits this large the softmax is nearly one-hot, and in a row
+    whose two largest logits nearly tie such a difference moves weight between two
+    tokens. So there the attention maps are only checked to be distributions, and the
+    module's outputs are compared.
+    """
+    inputs = large_inputs(kind, C, seed=C)
+    reference_layer = make_layer(kind, "float32")
+    reference_layer(*inputs)
+    # Weights at the scale of a Glorot init (std 1/sqrt(C)), so only the activations are large.
+    randomize(reference_layer, seed=C, scale=1 / math.sqrt(C))
+    layer = make_layer(kind, "mixed_float16")
+    layer(*inputs)
+    layer.set_weights(reference_layer.get_weights())
+    outputs = layer(*inputs, return_attention=True)
+    expected = reference_layer(*inputs, return_attention=True)
+    assert keras.backend.standardize_dtype(outputs[0].dtype) == "float16"
+    for actual in keras.tree.flatten(outputs):
+        actual = to_np(actual)
+        assert np.isfinite(actual).all(), f"{kind}: {np.isnan(actual).mean():.0%} NaN"
+    if kind.startswith("vt_module"):
+        for key, axis in (("tokenizer", 1), ("transformer", -1), ("projector", -1)):
+            a = to_np(outputs[-1][key])
+            assert (a >= 0).all()
+            np.testing.assert_allclose(a.sum(axis=axis), 1.0, atol=5e-3)
+        outputs, expected = outputs[:-1], expected[:-1]
+    for actual, wanted in zip(keras.tree.flatten(outputs), keras.tree.flatten(expected)):
+        actual, wanted = to_np(actual), to_np(wanted)
+        # float16 keeps 11 significant bits (relative spacing 1e-3); measured here:
+        # at most 1e-3 of the output's scale. 5e-3 leaves room for other backends.
+        np.testing.assert_allclose(actual, wanted, atol=5e-3 * np.abs(wanted).max(), rtol=0)
+
+
 def test_global_mixed_precision_policy():
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")

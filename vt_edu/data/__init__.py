@@ -11,6 +11,7 @@ See :func:`load_cifar` for where data come from and what it returns, and
 from vt_edu.data.augmentation import create_augmentation
 from vt_edu.data.errors import (
     ArchiveError,
+    CacheError,
     ClassMismatchError,
     CorruptFileError,
     DataError,
@@ -27,6 +28,7 @@ from vt_edu.data.transforms import balanced_subset, channel_stats, normalize, ra
 
 __all__ = [
     "ArchiveError",
+    "CacheError",
     "CIFAR100_COARSE_CLASSES",
     "CIFAR100_FINE_CLASSES",
     "CIFAR10_CLASSES",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from vt_edu.data.errors import CorruptFileError, LayoutError, UnsafePickleError
+from vt_edu.data.names import official_class_names
 from vt_edu.data.trees import FileTree
 
 OFFICIAL_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
@@ -25,6 +26,8 @@ _FILES = {
     "cifar10": (*_CIFAR10_TRAIN, "test_batch", "batches.meta"),
     "cifar100": ("train", "test", "meta"),
 }
+#: The largest file read: the biggest official file (CIFAR-100's ``train``) has 156 MB.
+MAX_FILE_BYTES = 256 << 20
 
 # What numpy arrays reduce to when pickled: ``_reconstruct``/``ndarray``/``dtype`` for
 # protocols 0-4 (``numpy.core`` in files written with numpy 1.x, as the originals
@@ -95,9 +98,9 @@ def load_pickle(data: bytes, where: str) -> Any:
         ) from error
 
 
-def _load_dict(tree: FileTree, relpath: str) -> dict[str, Any]:
+def _load_dict(tree: FileTree, relpath: str, data: bytes) -> dict[str, Any]:
     where = tree.describe(relpath)
-    obj = load_pickle(tree.read(relpath), where)
+    obj = load_pickle(data, where)
     if not isinstance(obj, dict):
         raise CorruptFileError(f"{where} holds a {type(obj).__name__}, not the dict of a CIFAR file.")
     return {k.decode("utf-8") if isinstance(k, bytes) else k: v for k, v in obj.items()}
@@ -109,17 +112,24 @@ def _get(d: dict[str, Any], key: str, where: str) -> Any:
     return d[key]
 
 
-def _batch(tree: FileTree, relpath: str, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _batch(tree: FileTree, relpath: str, data: bytes, label_key: str, num_classes: int):
     """Images (N, 32, 32, 3) uint8 and labels (N,) int64 of one batch file."""
     where = tree.describe(relpath)
-    d = _load_dict(tree, relpath)
+    d = _load_dict(tree, relpath, data)
     data, labels = _get(d, "data", where), _get(d, label_key, where)
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
         raise CorruptFileError(f"{where}: 'data' must be a uint8 array of shape (N, 3072), got {_describe(data)}.")
     try:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        labels = np.asarray(labels).reshape(-1)
     except (TypeError, ValueError) as error:
         raise CorruptFileError(f"{where}: {label_key!r} is not a list of integer labels ({error}).") from error
+    # Casting would truncate 2.7 to 2 (or True to 1) and mislabel silently.
+    if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+        raise CorruptFileError(
+            f"{where}: {label_key!r} must hold integer labels, got {labels.dtype} values "
+            f"(first: {labels[0]!r}). Replace the file with a fresh copy of the data set."
+        )
+    labels = labels.astype(np.int64)
     if len(labels) != len(data) or ((labels < 0) | (labels >= num_classes)).any():
         raise CorruptFileError(
             f"{where}: {label_key!r} must hold {len(data)} labels in [0, {num_classes}), "
@@ -131,12 +141,28 @@ def _batch(tree: FileTree, relpath: str, label_key: str, num_classes: int) -> tu
     return images, labels
 
 
-def _names(tree: FileTree, relpath: str, key: str) -> list[str]:
+def _names(tree: FileTree, relpath: str, data: bytes, key: str, official: list[str]) -> list[str]:
+    """The class names of a meta file, which must be ``official`` in that order.
+
+    The labels in the batch files are indices into this list; names in another order
+    (or other names) would mislabel every class, so they are refused, not trusted.
+    """
     where = tree.describe(relpath)
-    names = _get(_load_dict(tree, relpath), key, where)
+    names = _get(_load_dict(tree, relpath, data), key, where)
     if not isinstance(names, (list, tuple)):
         raise CorruptFileError(f"{where}: {key!r} must be a list of class names, got {_describe(names)}.")
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+    names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+    if names != official:
+        differ = [i for i in range(max(len(names), len(official))) if names[i : i + 1] != official[i : i + 1]]
+        i = differ[0]
+        got = repr(names[i]) if i < len(names) else "nothing"
+        raise CorruptFileError(
+            f"{where}: {key!r} are not the official class names in the official order "
+            f"({len(names)} names; label {i} is {got}, officially {official[i]!r}"
+            f"{f', and {len(differ) - 1} more labels differ' if len(differ) > 1 else ''}). "
+            "Labels would name the wrong classes; replace the file with a fresh copy of the data set."
+        )
+    return names
 
 
 def read_official(tree: FileTree, root: str, name: str, label_mode: str):
@@ -153,7 +179,10 @@ def read_official(tree: FileTree, root: str, name: str, label_mode: str):
 
     Raises:
         LayoutError: if a required file is missing.
-        UnsafePickleError, CorruptFileError: see :func:`load_pickle`.
+        UnsafePickleError, CorruptFileError: see :func:`load_pickle`; CorruptFileError
+            also for class names that are not the official ones in the official
+            order, labels that are not integers in range, or a file larger than
+            :data:`MAX_FILE_BYTES`.
     """
     prefix = f"{root}/" if root else ""
     missing = [f for f in _FILES[name] if prefix + f not in tree.files]
@@ -162,15 +191,26 @@ def read_official(tree: FileTree, root: str, name: str, label_mode: str):
             f"{tree.describe(root or '.')} is missing {', '.join(missing)} of the official "
             f"{OFFICIAL_DIRS[name]} layout. Replace it with a complete copy."
         )
+    for f in _FILES[name]:
+        size = tree.size(prefix + f)
+        if size > MAX_FILE_BYTES:
+            raise CorruptFileError(
+                f"{tree.describe(prefix + f)} has {size:,} bytes, more than the {MAX_FILE_BYTES:,} "
+                "read for one official CIFAR file; it is not one. Replace it with a fresh copy."
+            )
+    # One pass over an archive for all the files (each is needed whole anyway).
+    files = {relpath[len(prefix) :]: data for relpath, data in tree.read_files([prefix + f for f in _FILES[name]])}
+    official = official_class_names(name, label_mode)
     if name == "cifar10":
-        class_names = _names(tree, prefix + "batches.meta", "label_names")
-        parts = [_batch(tree, prefix + f, "labels", len(class_names)) for f in _CIFAR10_TRAIN]
+        class_names = _names(tree, prefix + "batches.meta", files.pop("batches.meta"), "label_names", official)
+        parts = [_batch(tree, prefix + f, files.pop(f), "labels", len(class_names)) for f in _CIFAR10_TRAIN]
         train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        test = _batch(tree, prefix + "test_batch", "labels", len(class_names))
+        test = _batch(tree, prefix + "test_batch", files.pop("test_batch"), "labels", len(class_names))
     else:
-        class_names = _names(tree, prefix + "meta", f"{label_mode}_label_names")
-        train = _batch(tree, prefix + "train", f"{label_mode}_labels", len(class_names))
-        test = _batch(tree, prefix + "test", f"{label_mode}_labels", len(class_names))
+        key = f"{label_mode}_label_names"
+        class_names = _names(tree, prefix + "meta", files.pop("meta"), key, official)
+        train = _batch(tree, prefix + "train", files.pop("train"), f"{label_mode}_labels", len(class_names))
+        test = _batch(tree, prefix + "test", files.pop("test"), f"{label_mode}_labels", len(class_names))
     return train, test, class_names
 
 

@@ -48,5 +48,9 @@ class UnsafePickleError(DataError, pickle.UnpicklingError):
     """A pickle refers to a global outside the allow-list; it was refused, not executed."""
 
 
+class CacheError(DataError, OSError):
+    """The data cache folder (``VT_EDU_CACHE``) cannot be created."""
+
+
 class DownloadError(DataError, OSError):
     """No local source holds the data set and Keras could not download it."""

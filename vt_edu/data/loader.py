@@ -9,6 +9,7 @@ import numpy as np
 
 from vt_edu.data import cache, cifar_pickle, image_folder, sources, trees
 from vt_edu.data.errors import LayoutError
+from vt_edu.data.names import DISPLAY_NAMES, official_class_names
 
 DATASETS = ("cifar10", "cifar100")
 LABEL_MODES = ("fine", "coarse")
@@ -81,6 +82,7 @@ def load_cifar(name: str = "cifar10", source=None, label_mode: str = "fine", pro
             or a malformed CIFAR batch file.
         UnsafePickleError: if a pickle asks for anything but numpy arrays.
         DownloadError: if no local source holds the data set and the download fails.
+        CacheError: if the cache folder (``VT_EDU_CACHE``) cannot be created.
 
     All of these derive from :class:`vt_edu.data.DataError`.
 
@@ -110,7 +112,7 @@ def _load_from(path: Path, origin: str, name, label_mode, progress, required: bo
     sources.check_exists(path, origin)
     identity = identity or trees.identity(path)
     entry = cache.entry_path(identity, name, label_mode)
-    cached = cache.load(entry)
+    cached = cache.load(entry, official_class_names(name, label_mode))
     if cached is not None:
         return CifarData(*cached)
     held = cache.load_contents(identity)
@@ -124,8 +126,8 @@ def _load_from(path: Path, origin: str, name, label_mode, progress, required: bo
         if not required:
             return None
         raise LayoutError(
-            f"{path} (from {origin}) holds {', '.join(sources.DISPLAY_NAMES[n] for n in layouts)}, "
-            f"not {sources.DISPLAY_NAMES[name]}. Give a source that holds it, or load the data set it holds."
+            f"{path} (from {origin}) holds {', '.join(DISPLAY_NAMES[n] for n in layouts)}, "
+            f"not {DISPLAY_NAMES[name]}. Give a source that holds it, or load the data set it holds."
         )
     if layout.kind == "official":
         data = cifar_pickle.read_official(tree, layout.root, name, label_mode)

@@ -8,6 +8,9 @@ system or an archive lists the folders in.
 
 from __future__ import annotations
 
+#: How messages name the data sets.
+DISPLAY_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",

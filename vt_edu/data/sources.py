@@ -18,9 +18,9 @@ from vt_edu.config import DATA_ENV
 from vt_edu.data import image_folder
 from vt_edu.data.cifar_pickle import OFFICIAL_DIRS
 from vt_edu.data.errors import DownloadError, LayoutError, SourceNotFoundError
+from vt_edu.data.names import DISPLAY_NAMES
 from vt_edu.data.trees import FileTree
 
-DISPLAY_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 # The archives keras.datasets downloads, with the sha256 Keras checks them against.
 # We fetch them through keras.utils.get_file but read them ourselves: that gives the
@@ -119,7 +119,7 @@ def find_layouts(tree: FileTree) -> dict[str, Layout]:
         listing = ", ".join([f"{d}/" for d in top_dirs] + top_files[:10]) or "nothing"
         raise LayoutError(
             f"{tree.location} holds no recognised data set layout (at its top: {listing}). "
-            f"Expected {FORMATS_HELP}."
+            f"Expected {FORMATS_HELP}.{tree.links_note()}"
         )
     return found
 

@@ -2,6 +2,8 @@
 
 Backend-agnostic (``keras.ops`` only), serializable under the ``vt_edu`` package, and
 checked equation by equation against the NumPy oracle in :mod:`vt_edu.reference`.
+Under a mixed-precision policy the attention logits and softmaxes are computed in
+float32 and everything else in the compute dtype (see :mod:`vt_edu.layers.softmax`).
 
 * :class:`FilterTokenizer` (Eq. 1), :class:`RecurrentTokenizer` (Eq. 2),
   :class:`PoolingTokenizer` (ablation baseline)

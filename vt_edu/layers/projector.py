@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from vt_edu.layers._common import check_shape, initializer_for
-from vt_edu.layers.softmax import softmax_float32
+from vt_edu.layers.softmax import float32_matmul, softmax_float32
 from vt_edu.layers.spatial import flatten_spatial, unflatten_spatial
 
 
@@ -60,23 +60,29 @@ class Projector(keras.layers.Layer):
                 f"has {channels}; tokens are added to pixels, so pass "
                 "use_value_projection=True to learn W_V of shape (C_T, C)."
             )
-        def add(name, shape):
+        def add(name, shape, autocast=True):
             return self.add_weight(
-                name=name, shape=shape, initializer=initializer_for(self.kernel_initializer, name)
+                name=name,
+                shape=shape,
+                initializer=initializer_for(self.kernel_initializer, name),
+                autocast=autocast,
             )
 
-        self.w_q = add("w_q", (channels, channels))
-        self.w_k = add("w_k", (token_channels, channels))
+        # W_Q and W_K make logits: kept float32 (see vt_edu.layers.softmax).
+        self.w_q = add("w_q", (channels, channels), autocast=False)
+        self.w_k = add("w_k", (token_channels, channels), autocast=False)
         self.w_v = None
         if self.use_value_projection:
             self.w_v = add("w_v", (token_channels, channels))
 
     def call(self, feature_map, tokens, return_attention=False):
         x, size = flatten_spatial(feature_map)  # X_in: (B, H*W, C)
-        queries = ops.matmul(x, self.w_q)  # X_in W_Q: (B, H*W, C)
-        keys = ops.matmul(tokens, self.w_k)  # T W_K: (B, L, C)
+        # Logits in float32, the attention in x's dtype (see vt_edu.layers.softmax).
+        queries = float32_matmul(x, self.w_q)  # X_in W_Q: (B, H*W, C)
+        keys = float32_matmul(tokens, self.w_k)  # T W_K: (B, L, C)
         # softmax_L((X_in W_Q)(T W_K)ᵀ): (B, H*W, L), normalised over tokens (last axis).
-        attention = softmax_float32(ops.matmul(queries, ops.swapaxes(keys, 1, 2)), axis=-1)
+        logits = ops.matmul(queries, ops.swapaxes(keys, 1, 2))
+        attention = softmax_float32(logits, axis=-1, dtype=x.dtype)
         values = tokens if self.w_v is None else ops.matmul(tokens, self.w_v)  # T [W_V]
         out = x + ops.matmul(attention, values)  # X_out = X_in + A T: (B, H*W, C)
         out = unflatten_spatial(out, size)  # (B, H, W, C)

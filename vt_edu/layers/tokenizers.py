@@ -31,7 +31,7 @@ from vt_edu.layers._common import (
     initializer_for,
     resolve_token_channels,
 )
-from vt_edu.layers.softmax import softmax_float32
+from vt_edu.layers.softmax import float32_matmul, softmax_float32
 from vt_edu.layers.spatial import flatten_spatial
 
 
@@ -151,13 +151,15 @@ class FilterTokenizer(_ProjectingTokenizer):
             name="w_a",
             shape=(channels, self.num_tokens),
             initializer=initializer_for(self.kernel_initializer, "w_a"),
+            autocast=False,  # makes logits: kept float32 (see vt_edu.layers.softmax)
         )
         self._add_value_projection(channels)
 
     def call(self, feature_map, return_attention=False):
         x, _ = flatten_spatial(feature_map)  # X: (B, H*W, C)
-        # A = softmax_HW(X W_A): scores (B, H*W, L), normalised over pixels (axis 1).
-        attention = softmax_float32(ops.matmul(x, self.w_a), axis=1)
+        # A = softmax_HW(X W_A): scores (B, H*W, L), normalised over pixels (axis 1);
+        # logits in float32, A in x's dtype (see vt_edu.layers.softmax).
+        attention = softmax_float32(float32_matmul(x, self.w_a), axis=1, dtype=x.dtype)
         tokens = tokens_from_attention(attention, x, self.w_v)  # T = Aᵀ X [W_V]
         return (tokens, attention) if return_attention else tokens
 
@@ -213,14 +215,17 @@ class RecurrentTokenizer(_ProjectingTokenizer):
             name="w_tr",
             shape=(in_width, channels),
             initializer=initializer_for(self.kernel_initializer, "w_tr"),
+            autocast=False,  # makes logits: kept float32 (see vt_edu.layers.softmax)
         )
         self._add_value_projection(channels)
 
     def call(self, feature_map, tokens, return_attention=False):
         x, _ = flatten_spatial(feature_map)  # X: (B, H*W, C)
-        w_r = ops.matmul(tokens, self.w_tr)  # W_R = T_in W_{T→R}: (B, L, C)
-        # A = softmax_HW(X W_Rᵀ): (B, H*W, L), normalised over pixels (axis 1).
-        attention = softmax_float32(ops.matmul(x, ops.swapaxes(w_r, 1, 2)), axis=1)
+        w_r = float32_matmul(tokens, self.w_tr)  # W_R = T_in W_{T→R}: (B, L, C)
+        # A = softmax_HW(X W_Rᵀ): (B, H*W, L), normalised over pixels (axis 1);
+        # logits in float32, A in x's dtype (see vt_edu.layers.softmax).
+        logits = float32_matmul(x, ops.swapaxes(w_r, 1, 2))
+        attention = softmax_float32(logits, axis=1, dtype=x.dtype)
         new_tokens = tokens_from_attention(attention, x, self.w_v)  # T = Aᵀ X [W_V]
         return (new_tokens, attention) if return_attention else new_tokens
 

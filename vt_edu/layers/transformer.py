@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from vt_edu.layers._common import check_positive_int, check_shape, initializer_for
-from vt_edu.layers.softmax import softmax_float32
+from vt_edu.layers.softmax import float32_matmul, softmax_float32
 
 #: LayerNorm epsilon of the ``norm="pre"/"post"`` variants (PyTorch's default; Keras'
 #: own default is 1e-3). :func:`vt_edu.reference.layer_norm` uses the same value.
@@ -107,11 +107,12 @@ class TokenTransformer(keras.layers.Layer):
                 for name in ("norm1", "norm2")
             )
 
-    def _weight(self, name, channels):
+    def _weight(self, name, channels, autocast=True):
         return self.add_weight(
             name=name,
             shape=(channels, channels),
             initializer=initializer_for(self.kernel_initializer, name),
+            autocast=autocast,
         )
 
     def build(self, input_shape):
@@ -121,8 +122,9 @@ class TokenTransformer(keras.layers.Layer):
                 f"TokenTransformer: num_heads={self.num_heads} does not divide the "
                 f"{channels} token channels; each head gets C_T / num_heads channels."
             )
-        self.k = self._weight("k", channels)
-        self.q = self._weight("q", channels)
+        # K and Q make logits: kept float32 (see vt_edu.layers.softmax).
+        self.k = self._weight("k", channels, autocast=False)
+        self.q = self._weight("q", channels, autocast=False)
         self.f1 = self._weight("f1", channels)
         self.f2 = self._weight("f2", channels)
         self.w_v = self._weight("w_v", channels) if self.use_value_projection else None
@@ -144,14 +146,15 @@ class TokenTransformer(keras.layers.Layer):
             ``(B, h, L, L)``.
         """
         length, channels = ops.shape(tokens)[1], ops.shape(tokens)[2]
-        rows = self._split_heads(ops.matmul(tokens, self.k))  # T K: (B, h, L, d)
-        cols = self._split_heads(ops.matmul(tokens, self.q))  # T Q: (B, h, L, d)
+        # Logits in float32, the attention in the tokens' dtype (see vt_edu.layers.softmax).
+        rows = self._split_heads(float32_matmul(tokens, self.k))  # T K: (B, h, L, d)
+        cols = self._split_heads(float32_matmul(tokens, self.q))  # T Q: (B, h, L, d)
         values = tokens if self.w_v is None else ops.matmul(tokens, self.w_v)  # T [W_V]
         values = self._split_heads(values)  # (B, h, L, d)
         logits = ops.matmul(rows, ops.swapaxes(cols, -1, -2))  # (T K)(T Q)ᵀ: (B, h, L, L)
         if self.scale_attention:
             logits = logits * (1.0 / math.sqrt(channels // self.num_heads))  # / √d
-        attention = softmax_float32(logits, axis=-1)  # softmax_L over the key axis
+        attention = softmax_float32(logits, axis=-1, dtype=tokens.dtype)  # softmax_L over keys
         mixed = ops.matmul(attention, values)  # (B, h, L, d)
         # Concatenate the heads back: (B, h, L, d) → (B, L, h, d) → (B, L, C_T).
         mixed = ops.reshape(ops.transpose(mixed, (0, 2, 1, 3)), (-1, length, channels))
