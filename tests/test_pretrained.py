@@ -115,14 +115,18 @@ def test_a_finished_run_of_the_demo_configuration_exports_as_the_demo_model(tiny
 COMMITTED = pretrained.WEIGHTS_DIR  # tests below point WEIGHTS_DIR elsewhere
 
 
+def _demo_files(folder):
+    return folder / f"{pretrained.NAME}.weights.h5", folder / f"{pretrained.NAME}.json"
+
+
 def _damage(folder, how):
     """Copy the committed demo files into ``folder`` and damage one of them."""
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
-    for source in pretrained._files(COMMITTED):
+    for source in _demo_files(COMMITTED):
         shutil.copy(source, folder / source.name)
-    weights, meta = pretrained._files(folder)
+    weights, meta = _demo_files(folder)
     data = weights.read_bytes()
     if how == "truncated weights":
         weights.write_bytes(data[: len(data) // 2])
@@ -171,8 +175,10 @@ def test_a_damaged_cached_copy_is_retrained_as_documented(how, monkeypatch, tmp_
 
 
 def test_committed_weights_match_their_recorded_checksum():
-    weights, meta = pretrained._files(pretrained.WEIGHTS_DIR)
-    assert json.loads(meta.read_text())["weights_sha256"] == pretrained._sha256(weights)
+    import hashlib
+
+    weights, meta = _demo_files(COMMITTED)
+    assert json.loads(meta.read_text())["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
 def test_the_export_command_reports_a_bad_run_folder_in_one_line(tmp_path, capsys):
