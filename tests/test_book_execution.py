@@ -103,7 +103,7 @@ def test_the_build_uses_the_profiles_cell_timeout_and_fails_on_a_failed_chapter(
 
     for profile in ("quick", "full"):
         monkeypatch.setenv("VT_EDU_PROFILE", profile)
-        book_kernels._config_inited(None, SphinxConfig)
+        book_kernels.apply_cell_timeout(None, SphinxConfig)
         assert SphinxConfig.nb_execution_timeout == book_kernels.CELL_TIMEOUT[profile]
     assert book_kernels.CELL_TIMEOUT["quick"] < book_kernels.CELL_TIMEOUT["full"] <= 1800
 

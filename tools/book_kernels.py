@@ -38,12 +38,13 @@ def prepare_kernel_environment() -> None:
     os.environ.setdefault("PYTHONSTARTUP", str(KERNEL_STARTUP))
 
 
-def _config_inited(app, config) -> None:
+def apply_cell_timeout(app, config) -> None:
+    """Sphinx ``config-inited`` handler: the profile's per-cell timeout for myst-nb."""
     config.nb_execution_timeout = cell_timeout()
 
 
 def setup(app):
     """Sphinx entry point (jupyter-book's ``sphinx.local_extensions``)."""
     prepare_kernel_environment()
-    app.connect("config-inited", _config_inited)
+    app.connect("config-inited", apply_cell_timeout)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
