@@ -17,14 +17,17 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 # Executes every chapter and writes the HTML book to _build/html (index: _build/html/index.html).
-# -W: warnings are errors; -n: nitpicky; --keep-going: report every failing chapter, not just the first.
+# -W: warnings are errors; -n: nitpicky; --keep-going: report every warning, not just the first.
+# A chapter that fails or times out stops the build (execute.raise_on_error in _config.yml);
+# the per-cell timeout follows the profile (tools/book_kernels.py).
 book: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 # All tests: unit tests, then every chapter executed top to bottom (--durations prints per-notebook times).
+# book/conftest.py sets the per-cell timeout from the profile, as for `make book`.
 test: setup
 	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbmake --nbmake-timeout=1800 --durations=0 book
+	$(BIN)/python -m pytest --nbmake --durations=0 book
 
 # Opens every built chapter in headless Chromium (Debian's `chromium`); screenshots land in _build/screenshots.
 check-html: setup

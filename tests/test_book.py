@@ -81,3 +81,15 @@ def test_colab_launch_buttons_point_at_the_repository():
     config = _config()
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert config["repository"]["url"].startswith("https://github.com/")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_imports_vt_edu_before_keras(path):
+    """Importing vt_edu first keeps TensorFlow's C++ start-up lines out of the outputs
+    wherever a chapter runs (Colab included, where the book build's kernel settings do not apply)."""
+    import re
+
+    nb = json.loads(path.read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    first = re.search(r"^\s*(?:import|from)\s+(vt_edu|keras|tensorflow)\b", code, flags=re.MULTILINE)
+    assert first is None or first.group(1) == "vt_edu", f"{path.name} imports {first.group(1)} before vt_edu"

@@ -138,3 +138,39 @@ def test_vt_resnet18_reproduces_table2_and_the_gap_is_explained(imagenet_tables)
     # Table 1: the VT stage (with its classifier) is ~2.4x cheaper than stage 4.
     reduction = r18.stages()["stage4"]["macs"] / vt_part["macs"]
     assert 2.2 < reduction < 2.5
+
+
+@pytest.mark.parametrize(
+    "argv, setting",
+    [
+        (["--input-size", "100000"], "--input-size"),
+        (["--input-size", "513"], "--input-size"),
+        (["--input-size", "0"], "--input-size"),
+        (["--input-size", "-32"], "--input-size"),
+        (["--classes", "1000000000"], "--classes"),
+        (["--classes", "0"], "--classes"),
+        (["--width", "1000"], "--width"),
+    ],
+)
+def test_cli_refuses_absurd_sizes_in_one_line_before_building_a_model(argv, setting, capsys, monkeypatch):
+    """An absurd size used to go straight to Keras, which tried to allocate the weights."""
+    import vt_edu.models
+    from vt_edu.cli import main
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a model was built for an absurd size")
+
+    monkeypatch.setattr(vt_edu.models, "create_model", no_build)
+    assert main(["flops", "--model", "cnn", *argv]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and setting in lines[0] and "out of range" in lines[0]
+
+
+def test_the_largest_accepted_sizes_are_counted(capsys):
+    from vt_edu.cli import main
+    from vt_edu.flops import CLASSES_RANGE, INPUT_SIZE_RANGE
+
+    size, classes = INPUT_SIZE_RANGE[1], CLASSES_RANGE[1]
+    assert main(["flops", "--model", "resnet18", "--width", "0.125", "--input-size", str(size),
+                 "--classes", str(classes)]) == 0
+    assert f"input {size}x{size}x3" in capsys.readouterr().out

@@ -110,3 +110,78 @@ def test_a_finished_run_of_the_demo_configuration_exports_as_the_demo_model(tiny
         pretrained.export_run(other.run_dir, tmp_path / "weights2")
     with pytest.raises(ValueError, match="not a finished run folder"):
         pretrained.export_run(tmp_path / "nothing", tmp_path / "weights3")
+
+
+COMMITTED = pretrained.WEIGHTS_DIR  # tests below point WEIGHTS_DIR elsewhere
+
+
+def _demo_files(folder):
+    return folder / f"{pretrained.NAME}.weights.h5", folder / f"{pretrained.NAME}.json"
+
+
+def _damage(folder, how):
+    """Copy the committed demo files into ``folder`` and damage one of them."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in _demo_files(COMMITTED):
+        shutil.copy(source, folder / source.name)
+    weights, meta = _demo_files(folder)
+    data = weights.read_bytes()
+    if how == "truncated weights":
+        weights.write_bytes(data[: len(data) // 2])
+    elif how == "corrupt weights":  # still a valid HDF5 file: only the recorded checksum tells
+        middle = len(data) // 2
+        weights.write_bytes(data[:middle] + bytes(4096) + data[middle + 4096:])
+    elif how == "truncated description":
+        meta.write_text(meta.read_text()[:100])
+    return weights, meta
+
+
+DAMAGE = ["truncated weights", "corrupt weights", "truncated description"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_committed_weights_fail_in_one_line_naming_the_file(how, monkeypatch, tmp_path):
+    weights, meta = _damage(tmp_path / "committed", how)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "committed")
+    with pytest.raises(pretrained.DemoWeightsError) as info:
+        pretrained.load_demo_model(train_if_missing=False)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert str(meta if how == "truncated description" else weights) in message
+    assert "git checkout -- vt_edu/weights" in message
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_cached_copy_is_retrained_as_documented(how, monkeypatch, tmp_path, capsys):
+    from vt_edu.config import cache_dir
+
+    _damage(cache_dir() / "demo", how)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "no-committed-weights")
+    with pytest.raises(FileNotFoundError):  # the damaged copy counts as none ...
+        pretrained.load_demo_model(train_if_missing=False)
+    assert "retraining" in capsys.readouterr().out
+
+    calls = []
+
+    def retrain(folder, *args, **kwargs):  # ... and is replaced by a new training run (here: the good files)
+        calls.append(folder)
+        _damage(folder, "nothing")
+
+    monkeypatch.setattr(pretrained, "train_demo_model", retrain)
+    demo = pretrained.load_demo_model()
+    assert calls == [cache_dir() / "demo"] and "trained just now" in demo.origin
+
+
+def test_committed_weights_match_their_recorded_checksum():
+    import hashlib
+
+    weights, meta = _demo_files(COMMITTED)
+    assert json.loads(meta.read_text())["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_the_export_command_reports_a_bad_run_folder_in_one_line(tmp_path, capsys):
+    assert pretrained.main(["--from-run", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "not a finished run folder" in lines[0]

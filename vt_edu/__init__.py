@@ -13,6 +13,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
 
+from vt_edu import tf_log  # noqa: E402
 from vt_edu.config import by_profile, gpu_available, profile  # noqa: E402
+
+# The lines written while TensorFlow's library loads ignore TF_CPP_MIN_LOG_LEVEL; the
+# first `import tensorflow` after this one filters them (see vt_edu.tf_log).
+tf_log.install()
 
 __all__ = ["__version__", "by_profile", "gpu_available", "profile"]

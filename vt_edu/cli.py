@@ -279,11 +279,10 @@ def _cmd_compare(args):
 
 
 def _cmd_flops(args):
-    from vt_edu.flops import count_macs, format_table
+    from vt_edu.flops import check_table_settings, count_macs, format_table
     from vt_edu.models import create_model
 
-    if args.input_size < 8 or args.classes < 2:
-        raise CLIError("--input-size must be at least 8 and --classes at least 2.")
+    check_table_settings(args.input_size, args.classes, args.width)  # before building: weights grow with each
     options = _model_options(args)
     if args.width is not None:
         options["width"] = args.width

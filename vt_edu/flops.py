@@ -64,9 +64,13 @@ import math
 from dataclasses import asdict, dataclass, field
 
 __all__ = [
+    "CLASSES_RANGE",
+    "INPUT_SIZE_RANGE",
     "LayerCount",
+    "MAX_WIDTH",
     "MacTable",
     "PAPER_TABLE2",
+    "check_table_settings",
     "count_macs",
     "filter_tokenizer_macs",
     "format_table",
@@ -81,6 +85,44 @@ PAPER_TABLE2 = {
     "resnet18": {"macs": 1.814e9, "params": 11.7e6},
     "vt_resnet18": {"macs": 1.569e9, "params": 11.7e6},
 }
+
+# The table is read from a built Keras model, and building allocates every weight:
+# the CNN's first Dense layer grows with the square of the image side, every layer
+# with the square of the width, the classifier with the class count. Within these
+# bounds (the paper's setting is 224 pixels, 1000 classes, width 1) the largest model,
+# the CNN at 512 pixels and width 2, has 0.25 G weights (1 GB); an absurd setting
+# gets one clear line instead of an allocation that fails deep inside Keras or
+# exhausts the machine's memory.
+#: Smallest and largest image side, in pixels (8: the smallest the models accept).
+INPUT_SIZE_RANGE = (8, 512)
+#: Smallest and largest number of classes (ImageNet-21k has 21,841).
+CLASSES_RANGE = (2, 100_000)
+#: Largest channel multiplier (1.0 = the paper's widths).
+MAX_WIDTH = 2.0
+
+
+def check_table_settings(input_size: int, num_classes: int, width: float | None = None) -> None:
+    """Refuse sizes the MAC table is not built for, before any model is built.
+
+    Args:
+        input_size: image side in pixels (``--input-size``).
+        num_classes: number of classes (``--classes``).
+        width: channel multiplier (``--width``), or ``None`` for the model's default.
+
+    Raises:
+        ValueError: one line naming the setting, its range and the paper's value.
+    """
+    low, high = INPUT_SIZE_RANGE
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not low <= input_size <= high:
+        raise ValueError(f"input size {input_size!r} (--input-size) is out of range: use {low} to {high:,} pixels "
+                         "(the paper: 224).")
+    low, high = CLASSES_RANGE
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not low <= num_classes <= high:
+        raise ValueError(f"{num_classes!r} classes (--classes) is out of range: use {low} to {high:,} "
+                         "(CIFAR-10: 10, ImageNet: 1000).")
+    if width is not None and not 0 < width <= MAX_WIDTH:
+        raise ValueError(f"width {width!r} (--width) is out of range: use a multiplier above 0 and at most "
+                         f"{MAX_WIDTH:g} (1.0: the paper's channels).")
 
 
 # --------------------------------------------------------------------------- formulas

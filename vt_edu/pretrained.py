@@ -9,13 +9,19 @@ what tokens look at use :func:`load_demo_model`, which takes the first of:
 3. a training run now, sized by the profile (quick: a few minutes on a CPU), whose
    weights are cached for the next chapter.
 
+Cached weights that cannot be used (truncated, corrupt, or saved by an older model
+definition) are trained again; committed ones raise :class:`DemoWeightsError`, one line
+naming the file and how to restore it.
+
 Training goes through :func:`vt_edu.training.train`, so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,36 +59,72 @@ def _files(folder: Path) -> tuple[Path, Path]:
     return folder / f"{NAME}.weights.h5", folder / f"{NAME}.json"
 
 
+class DemoWeightsError(ValueError):
+    """Demo weights that cannot be used: damaged files or weights of another model definition."""
+
+
 def _load(folder: Path, origin: str, stale_ok: bool = False) -> DemoModel | None:
     """The demo model saved in ``folder``, or None if there is none.
 
-    With ``stale_ok``, weights saved by an older model definition (they no longer fit)
-    count as none, so they are retrained; otherwise that is an error.
+    With ``stale_ok`` (the cache), files that cannot be used, whether damaged (a
+    truncated or corrupt ``.weights.h5`` or ``.json``) or saved by an older model
+    definition (the weights no longer fit), count as none, so they are retrained;
+    otherwise (the committed weights) that is a :class:`DemoWeightsError` naming the file.
     """
     weights, meta_path = _files(folder)
     if not (weights.is_file() and meta_path.is_file()):
         return None
     from vt_edu.models import create_model
 
-    meta = json.loads(meta_path.read_text())
-    model = create_model("vt_resnet18", num_classes=len(meta["class_names"]), **meta["model_options"])
+    try:
+        meta = json.loads(meta_path.read_text())
+        trained = meta["trained"]
+        origin = (f"{origin}: {trained['train_images']} training images, {trained['epochs']} epochs, "
+                  f"{trained['recipe']} recipe, on {trained['hardware']}")
+        mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
+        class_names, test_accuracy = list(meta["class_names"]), float(meta["test_accuracy"])
+        model = create_model("vt_resnet18", num_classes=len(class_names), **meta["model_options"])
+    except (OSError, ValueError, KeyError, TypeError) as error:  # JSONDecodeError, ModelConfigError: ValueErrors
+        problem = DemoWeightsError(f"{meta_path} is not a readable demo model description ({_reason(error)})")
+        return _unusable(problem, folder, stale_ok)
+    # A damaged data block still opens as HDF5 and loads as other numbers: only the
+    # checksum recorded when the weights were written tells (files before it have none).
+    expected = meta.get("weights_sha256")
+    if expected is not None and _sha256(weights) != expected:
+        return _unusable(DemoWeightsError(f"{weights} is damaged (its SHA-256 is not the one recorded in "
+                                          f"{meta_path.name})"), folder, stale_ok)
     try:
         model.load_weights(weights)
-    except ValueError:
-        if not stale_ok:
-            raise
-        print(f"The demo weights in {folder} were saved by an older vt_resnet18; retraining.")
-        return None
-    trained = meta["trained"]
-    return DemoModel(
-        model,
-        np.asarray(meta["mean"], np.float32),
-        np.asarray(meta["std"], np.float32),
-        meta["class_names"],
-        float(meta["test_accuracy"]),
-        f"{origin}: {trained['train_images']} training images, {trained['epochs']} epochs, "
-        f"{trained['recipe']} recipe, on {trained['hardware']}",
-    )
+    except ValueError as error:  # the file reads, but its weights do not fit this model
+        problem = DemoWeightsError(f"{weights} was saved by an older vt_resnet18 ({_reason(error)})")
+        return _unusable(problem, folder, stale_ok)
+    except OSError as error:  # h5py: truncated, or not an HDF5 file at all
+        return _unusable(DemoWeightsError(f"{weights} is damaged ({_reason(error)})"), folder, stale_ok)
+    return DemoModel(model, mean, std, class_names, test_accuracy, origin)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
+def _unusable(problem: DemoWeightsError, folder: Path, stale_ok: bool) -> None:
+    """Cached weights that cannot be used are retrained; committed ones are an error to fix."""
+    if not stale_ok:
+        raise DemoWeightsError(
+            f"{problem}. Restore the committed files ({folder}: `git checkout -- vt_edu/weights` in a clone, "
+            "else reinstall vt_edu) or train new ones with `python -m vt_edu.pretrained`."
+        )
+    print(f"{problem}; retraining the demo model.")
+    return None
 
 
 def train_demo_model(folder: Path, epochs: int, max_train_images: int | None, max_test_images: int | None,
@@ -183,6 +225,7 @@ def _write_demo(folder: Path, model, config: dict, metrics: dict, x_train, class
     weights, meta_path = _files(folder)
     partial = folder / f"{NAME}.partial.weights.h5"  # Keras insists on the .weights.h5 suffix
     model.save_weights(partial)
+    meta["weights_sha256"] = _sha256(partial)
     partial.replace(weights)
     partial = meta_path.with_name(meta_path.name + ".partial")
     partial.write_text(json.dumps(meta, indent=2) + "\n")
@@ -229,10 +272,14 @@ def main(argv=None) -> int:
                         help="instead of training, export a finished `python -m vt_edu train` run of the demo "
                              f"configuration (vt_resnet18, {MODEL_OPTIONS})")
     args = parser.parse_args(argv)
-    if args.from_run is not None:
-        export_run(args.from_run, args.out)
-    else:
-        train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
+    try:
+        if args.from_run is not None:
+            export_run(args.from_run, args.out)
+        else:
+            train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
+    except (ValueError, OSError) as error:  # a bad run folder, data or output folder: one line, as vt_edu's CLI
+        print(f"error: {_first_line(error)}", file=sys.stderr)
+        return 2
     print(json.dumps(json.loads(_files(args.out)[1].read_text()), indent=2))
     return 0
 
