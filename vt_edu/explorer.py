@@ -24,12 +24,12 @@ import numpy as np
 
 from vt_edu.analysis import effective_count, upsample
 from vt_edu.reference import softmax
-from vt_edu.widgets import LIVE_NOTE, _new_figure, _show
+from vt_edu.widgets import LIVE_NOTE, Panel, _new_figure, _show
 
 __all__ = ["TokenExplorer"]
 
 
-class TokenExplorer:
+class TokenExplorer(Panel):
     """Controls (image, token, module) and a four-panel figure of what that token does.
 
     Args:
@@ -79,9 +79,6 @@ class TokenExplorer:
         for control in (self.image, self.token, self.module):
             control.observe(self._on_change, names="value")
         self.set(image=image, token=token, module=module)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- state
     def set(self, image: int | None = None, token: int | None = None, module: int | None = None) -> None:

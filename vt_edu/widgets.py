@@ -1,6 +1,7 @@
 """Interactive panels for the training chapters: :class:`SchedulePanel` and :class:`ExperimentPanel`.
 
-Both panels are plain Python objects that own ipywidgets 8 controls. Every action is
+Both panels are plain Python objects that own ipywidgets controls (ipywidgets 7.7, which
+Colab ships, or 8). Every action is
 an ordinary method (``set``, ``redraw``, ``train``), so the panels can be driven
 without a browser: by tests, and by chapters that run a few experiments headless so
 that their HTML pages show real results. Show a panel with ``display(panel)`` or as
@@ -48,6 +49,7 @@ from vt_edu.config import DATA_ENV, by_profile, cache_dir
 
 __all__ = [
     "ExperimentPanel",
+    "Panel",
     "SchedulePanel",
     "curves_figure",
     "recipe_schedule",
@@ -123,6 +125,27 @@ def _describe(**values) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
+# ---------------------------------------------------------------------------- panels
+class Panel:
+    """Base of the panels: a plain object whose :attr:`widget` (a ``VBox``) is what
+    ``display(panel)``, or a panel as the last expression of a cell, shows.
+
+    Attributes:
+        widget: the whole panel, set by the subclass.
+    """
+
+    widget: widgets.Widget
+
+    def _ipython_display_(self, **kwargs):
+        # IPython calls this for display(panel) and for a cell's last value. Passing the
+        # widget on to display() lets it show itself as its ipywidgets version does:
+        # ipywidgets 8 through _repr_mimebundle_, ipywidgets 7 (Colab's 7.7) through its
+        # own _ipython_display_ (a widget there has no _repr_mimebundle_).
+        from IPython.display import display
+
+        display(self.widget)
+
+
 # ------------------------------------------------------------------------ schedules
 def recipe_schedule(recipe, batch_size: int | None = None, epochs: int | None = None,
                     train_images: int = CIFAR_TRAIN_IMAGES):
@@ -148,7 +171,7 @@ def recipe_schedule(recipe, batch_size: int | None = None, epochs: int | None = 
     return schedule
 
 
-class SchedulePanel:
+class SchedulePanel(Panel):
     """Controls for a learning-rate schedule and its per-epoch plot.
 
     The recipe dropdown loads a preset (:data:`vt_edu.training.RECIPES`): its epochs,
@@ -207,10 +230,6 @@ class SchedulePanel:
             self.set(**settings)
         else:
             self.redraw()
-
-    # -- display
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- state
     def _base(self):
@@ -570,7 +589,7 @@ def _progress_callback(panel: "ExperimentPanel"):
     return PanelProgress()
 
 
-class ExperimentPanel:
+class ExperimentPanel(Panel):
     """Choose a model, data and recipe; train; compare the runs in a table.
 
     Args:
@@ -659,10 +678,6 @@ class ExperimentPanel:
             self.learning_rate.value = values["learning_rate"]
         if settings:
             self.set(**settings)
-
-    # -- display
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- settings
     @staticmethod
