@@ -24,7 +24,7 @@ import numpy as np
 
 from vt_edu.analysis import effective_count, upsample
 from vt_edu.reference import softmax
-from vt_edu.widgets import LIVE_NOTE, Panel, _new_figure, _show
+from vt_edu.widgets import LIVE_NOTE, Panel, new_figure
 
 __all__ = ["TokenExplorer"]
 
@@ -127,7 +127,7 @@ class TokenExplorer(Panel):
         found = self.modules[m - 1]
         image = self.images[i]
         factor = image.shape[0] // self.height
-        fig = _new_figure((13, 3.6))
+        fig = new_figure((13, 3.6))
         axes = fig.subplots(1, 4)
         true, predicted = int(self.labels[i]), int(self.probabilities[i].argmax())
         axes[0].imshow(image)
@@ -172,4 +172,4 @@ class TokenExplorer(Panel):
         fig = self.figure()
         if not self.message:
             self.info.value = f"<small>{html.escape(self.describe())}</small>"
-        _show(self.output, fig)
+        self.show_figure(fig)

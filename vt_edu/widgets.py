@@ -88,7 +88,7 @@ def _show(output: widgets.Output, fig: Figure) -> None:
         display(Image(data=buffer.getvalue(), format="png"))
 
 
-def _new_figure(figsize) -> Figure:
+def new_figure(figsize) -> Figure:
     """A figure that displays as an image in a notebook (``display(fig)`` or a cell's last
     value) but is not drawn again when the cell ends: created through pyplot, which
     activates the notebook's matplotlib backend and its display hook, then closed
@@ -132,9 +132,15 @@ class Panel:
 
     Attributes:
         widget: the whole panel, set by the subclass.
+        output: the ``Output`` widget that shows the panel's figure, set by the subclass.
     """
 
     widget: widgets.Widget
+    output: widgets.Output
+
+    def show_figure(self, fig: Figure) -> None:
+        """Replace what the panel's :attr:`output` shows by ``fig`` (in a kernel only)."""
+        _show(self.output, fig)
 
     def _ipython_display_(self, **kwargs):
         # IPython calls this for display(panel) and for a cell's last value. Passing the
@@ -341,7 +347,7 @@ class SchedulePanel(Panel):
         """The plot for the current settings (on a new panel: the defaults) as a Figure."""
         recipe = self.recipe()
         x, y = self.curve()
-        fig = _new_figure((8, 3.4))
+        fig = new_figure((8, 3.4))
         ax = fig.subplots()
         (self._line,) = ax.plot(x, y, color="C0", linewidth=1.8, label=f"{self.preset.value} (as set)")
         options = recipe.schedule_options
@@ -381,7 +387,7 @@ class SchedulePanel(Panel):
         """Recompute the curve and show it (in a kernel)."""
         fig = self.figure()
         self.info.value = f"<small>{html.escape(self.describe())}</small>"
-        _show(self.output, fig)
+        self.show_figure(fig)
 
     def plotted(self):
         """``(x, y)`` of the line currently plotted (the epochs and learning rates)."""
@@ -516,7 +522,7 @@ def curves_figure(rows, reference_lines: dict | None = None, title: str | None =
         rows: :func:`run_row` dicts.
         reference_lines: ``{label: top-1 in [0, 1]}`` drawn as dashed horizontal lines.
     """
-    fig = _new_figure((10, 4.2))
+    fig = new_figure((10, 4.2))
     acc_ax, loss_ax = fig.subplots(1, 2)
     drawn = 0
     for k, row in enumerate(rows):
@@ -892,11 +898,11 @@ class ExperimentPanel(Panel):
     def _after_run(self, done: bool) -> None:
         self.status.value = "done" if done else ""
         self.table.value = self.table_html()
-        _show(self.output, self.curves_figure())
+        self.show_figure(self.curves_figure())
 
     def _show_live(self) -> None:
         row = {"model": self.model.value, "recipe": self.recipe.value, "options": "", "history": self._live_history}
-        _show(self.output, curves_figure([*self.runs, row], self.reference_lines, title=self._live_title))
+        self.show_figure(curves_figure([*self.runs, row], self.reference_lines, title=self._live_title))
 
     # -- results
     def table_html(self) -> str:
