@@ -32,8 +32,8 @@ def main(pins_path: str, before_path: str, after_path: str) -> int:
     for problem in problems:
         print(f"check_preinstalled: {problem}", file=sys.stderr)
     added = sorted(set(after) - set(before))
-    print(f"check_preinstalled: {len(before)} packages unchanged" if not problems else "check_preinstalled: FAILED",
-          f"; added: {', '.join(added) or 'nothing'}")
+    verdict = "FAILED" if problems else f"{len(before)} packages unchanged"
+    print(f"check_preinstalled: {verdict}; added: {', '.join(added) or 'nothing'}")
     return 1 if problems else 0
 
 
