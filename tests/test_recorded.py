@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from vt_edu.recorded import ablation_verdicts, find_results, load_benchmark, run_history, summary
+from vt_edu.recorded import (
+    PACKAGED_RESULTS,
+    PARTS,
+    ablation_verdicts,
+    find_results,
+    load_benchmark,
+    packaged_files,
+    run_history,
+    summary,
+)
 
 PROVENANCE = {"date": "2026-11-24", "backend": "torch", "hardware": {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None},
               "git_commit": "abc"}
@@ -126,3 +136,38 @@ def test_ablation_verdicts_compare_each_change_with_the_seed_noise_and_the_paper
     assert text.count("so the difference mixes the change with the epochs") == 1
     assert "It trained 5 epochs against the baseline's 4 in the same time" in verdicts[1]
     assert ablation_verdicts({"rows": [], "seed_noise_top1": 0.0}) == []
+
+
+# ------------------------------------------------------------ the copy in the package
+REPOSITORY_RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_the_package_carries_an_exact_copy_of_what_the_chapters_read():
+    expected = packaged_files(REPOSITORY_RESULTS)
+    shipped = sorted(p.relative_to(PACKAGED_RESULTS) for p in PACKAGED_RESULTS.rglob("*")
+                     if p.is_file() and p.suffix in (".json", ".csv"))
+    stale = [str(p) for p in expected if (REPOSITORY_RESULTS / p).read_bytes() != (PACKAGED_RESULTS / p).read_bytes()
+             if (PACKAGED_RESULTS / p).is_file()]
+    hint = "run `python -m vt_edu.recorded` to copy results/ into vt_edu/results"
+    assert shipped == expected, hint
+    assert not stale, f"{stale} differ; {hint}"
+    # Every part file and every run folder a part file names.
+    assert {p.name for p in expected if len(p.parts) == 2} == {f"{part}.json" for part in PARTS}
+    assert Path("cpu-benchmark/runs/cnn-seed/metrics.json") in expected
+
+
+def test_the_packaged_copy_alone_gives_every_chapter_its_numbers():
+    packaged, repository = load_benchmark(PACKAGED_RESULTS), load_benchmark(REPOSITORY_RESULTS)
+    assert set(packaged) == set(PARTS)
+    assert summary(packaged) == summary(repository)
+    for part in packaged.values():
+        for run_dir in {row["run_dir"] for row in part["result"].get("rows", [part["result"]]) if "run_dir" in row}:
+            assert run_history(PACKAGED_RESULTS, run_dir) == run_history(REPOSITORY_RESULTS, run_dir) != []
+
+
+def test_find_results_ends_at_the_packaged_copy(tmp_path, monkeypatch):
+    import vt_edu.recorded as recorded
+
+    # An installed package: no results/ above the working folder or beside the package.
+    monkeypatch.setattr(recorded, "__file__", str(tmp_path / "site-packages" / "vt_edu" / "recorded.py"))
+    assert find_results(tmp_path / "content") == PACKAGED_RESULTS

@@ -31,6 +31,67 @@ def test_enable_is_a_no_op_on_other_backends():
     assert not fast.is_enabled()
 
 
+def _batch_norm_like(**changes):
+    """The attributes of a built Keras BatchNormalization of 3.8 to 3.13 (no renorm)."""
+    attributes = dict(axis=-1, epsilon=1e-3, momentum=0.99, center=True, scale=True, synchronized=False,
+                      trainable=True, compute_dtype="float32", gamma=1, beta=0, moving_mean=0, moving_variance=1)
+    attributes.update(changes)
+
+    class BatchNormalization:
+        def call(self, inputs, training=None, mask=None):
+            raise AssertionError("not called")
+
+    layer = BatchNormalization()
+    for name, value in attributes.items():
+        if value is not None:
+            setattr(layer, name, value)
+    return layer
+
+
+def test_batch_norm_without_renorm_takes_the_fused_path():
+    import vt_edu.torch_fast_paths as fast
+
+    old_style = _batch_norm_like()  # Keras < 3.14: no renorm attribute at all
+    assert not fast.needs_keras_code(old_style, ndim=4, is_float32=True)
+    assert fast.needs_keras_code(_batch_norm_like(renorm=True), ndim=4, is_float32=True)
+    assert not fast.needs_keras_code(_batch_norm_like(renorm=False), ndim=2, is_float32=True)
+    assert fast.needs_keras_code(old_style, ndim=3, is_float32=True)
+    assert fast.needs_keras_code(old_style, ndim=4, is_float32=False)
+    assert fast.needs_keras_code(old_style, ndim=4, is_float32=True, mask=object())
+
+
+def test_enable_names_every_missing_keras_internal():
+    from types import SimpleNamespace
+
+    import vt_edu.torch_fast_paths as fast
+
+    torch_nn = SimpleNamespace(_transpose_spatial_inputs=lambda inputs: inputs)
+    assert fast.missing_keras_internals(_batch_norm_like(), torch_nn) == []
+    assert fast.missing_keras_internals(_batch_norm_like(synchronized=None, moving_variance=None), SimpleNamespace()) == [
+        "keras.src.backend.torch.nn._transpose_spatial_inputs",
+        "BatchNormalization.synchronized",
+        "BatchNormalization.moving_variance",
+    ]
+
+    class NewCall:  # a call whose arguments changed
+        def call(self, inputs, mask=None, training=None):
+            pass
+
+    missing = fast.missing_keras_internals(NewCall(), torch_nn)
+    assert missing[0] == "BatchNormalization.call(inputs, training, mask)" and "BatchNormalization.axis" in missing
+
+
+def test_stock_batch_norm_has_what_the_fast_paths_read():
+    import keras
+
+    import vt_edu.torch_fast_paths as fast
+
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4))
+    assert [name for name in fast.BATCH_NORM_ATTRIBUTES if not hasattr(layer, name)] == []
+    assert not fast.needs_keras_code(layer, ndim=4, is_float32=True)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
 def test_fast_paths_match_stock_keras_on_torch():
     env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")

@@ -25,8 +25,27 @@ PROFILES = ("quick", "full")
 
 @functools.cache
 def gpu_available() -> bool:
-    """Whether the active Keras backend sees a GPU (cached: the answer cannot change)."""
-    import keras
+    """Whether the active Keras backend sees a GPU (cached: the answer cannot change).
+
+    Asks that backend only (``tf.config``, ``jax``, ``torch.cuda``), so TensorFlow need
+    not be installed when Keras runs on JAX or PyTorch (Colab's TPU image has no
+    TensorFlow). With JAX, a TPU counts as well.
+
+    Raises:
+        RuntimeError: Keras' backend (``KERAS_BACKEND``, else ``~/.keras/keras.json``,
+            else ``tensorflow``) is not installed.
+    """
+    try:
+        import keras
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in ("tensorflow", "jax", "torch"):
+            raise
+        raise RuntimeError(
+            f"Keras' backend is {missing}, which is not installed here: set KERAS_BACKEND to an installed "
+            "one (tensorflow, jax or torch) at the start of a fresh session, before importing keras or vt_edu, "
+            "e.g. os.environ['KERAS_BACKEND'] = 'jax'."
+        ) from error
 
     backend = keras.backend.backend()
     if backend == "tensorflow":

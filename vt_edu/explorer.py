@@ -24,12 +24,12 @@ import numpy as np
 
 from vt_edu.analysis import effective_count, upsample
 from vt_edu.reference import softmax
-from vt_edu.widgets import LIVE_NOTE, _new_figure, _show
+from vt_edu.widgets import LIVE_NOTE, Panel, new_figure
 
 __all__ = ["TokenExplorer"]
 
 
-class TokenExplorer:
+class TokenExplorer(Panel):
     """Controls (image, token, module) and a four-panel figure of what that token does.
 
     Args:
@@ -80,9 +80,6 @@ class TokenExplorer:
             control.observe(self._on_change, names="value")
         self.set(image=image, token=token, module=module)
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
     # -- state
     def set(self, image: int | None = None, token: int | None = None, module: int | None = None) -> None:
         """Select an image, token and/or module and redraw; an invalid value leaves the
@@ -130,7 +127,7 @@ class TokenExplorer:
         found = self.modules[m - 1]
         image = self.images[i]
         factor = image.shape[0] // self.height
-        fig = _new_figure((13, 3.6))
+        fig = new_figure((13, 3.6))
         axes = fig.subplots(1, 4)
         true, predicted = int(self.labels[i]), int(self.probabilities[i].argmax())
         axes[0].imshow(image)
@@ -175,4 +172,4 @@ class TokenExplorer:
         fig = self.figure()
         if not self.message:
             self.info.value = f"<small>{html.escape(self.describe())}</small>"
-        _show(self.output, fig)
+        self.show_figure(fig)

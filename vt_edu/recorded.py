@@ -1,5 +1,10 @@
 """The recorded benchmark (``results/cpu-benchmark``) read back for the chapters.
 
+The files the chapters read also travel with the package, in ``vt_edu/results``
+(:func:`packaged_files` says which; ``python -m vt_edu.recorded`` copies them there,
+and a test checks that the copy equals ``results/``), so that a chapter shows the same
+recorded numbers in a checkout and in Colab, where only the installed package exists.
+
 ``benchmarks/cpu_benchmark.py`` writes one JSON file per part (``cnn``, ``vt``,
 ``target``, ``ablations``, ``backends``), each with its settings, provenance and
 result. The chapters show these numbers and state what they say; the sentences are
@@ -12,23 +17,81 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["PARTS", "STUDENTS", "ablation_verdicts", "find_results", "load_benchmark", "run_history", "summary"]
+__all__ = ["PACKAGED_RESULTS", "PARTS", "STUDENTS", "ablation_verdicts", "copy_to_package", "find_results",
+           "load_benchmark", "packaged_files", "run_history", "summary"]
 
 PARTS = ("cnn", "vt", "target", "ablations", "backends")
 # What the students reported after 10 epochs of their recipe (Adam 1e-3, batch 256).
 STUDENTS = {"cnn": 0.6937, "vit": 0.7045}
 MODEL_NAMES = {"cnn": "the students' CNN", "resnet18": "ResNet-18", "vt_resnet18": "VT-ResNet-18", "vit": "ViT"}
+# The copy of the recorded files inside the package. It is laid out like ``results/``
+# and sits one level below the package's folder as ``results/`` sits below the
+# repository root, so run folders recorded as ``results/...`` resolve in both.
+PACKAGED_RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def find_results(start=None) -> Path | None:
     """The repository's ``results/`` folder: in ``start`` (default: the working folder),
-    one of its parents, or beside the installed package; None if there is none."""
+    one of its parents, or beside the installed package; else the copy inside the
+    package (:data:`PACKAGED_RESULTS`); None if there is none."""
     here = Path(start or Path.cwd()).resolve()
     package_root = Path(__file__).resolve().parents[1]
-    for folder in (here / "results", *(p / "results" for p in here.parents), package_root / "results"):
+    for folder in (here / "results", *(p / "results" for p in here.parents), package_root / "results",
+                   PACKAGED_RESULTS):
         if folder.is_dir():
             return folder
     return None
+
+
+def _run_dirs(value):
+    """Every ``run_dir`` string anywhere in a part record."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "run_dir" and isinstance(item, str):
+                yield item
+            else:
+                yield from _run_dirs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _run_dirs(item)
+
+
+def packaged_files(results_dir, name: str = "cpu-benchmark") -> list:
+    """The files of ``results_dir`` that travel with the package: the benchmark's part
+    files and the ``.json``/``.csv`` files of every run folder they name.
+
+    Returns:
+        Sorted paths relative to ``results_dir`` (``[]`` when nothing is recorded).
+    """
+    results_dir = Path(results_dir)
+    files = set()
+    for part_name in PARTS:
+        path = results_dir / name / f"{part_name}.json"
+        if not path.is_file():
+            continue
+        files.add(path.relative_to(results_dir))
+        for run_dir in _run_dirs(json.loads(path.read_text())):
+            # run_dir is relative to the repository root, the parent of results/.
+            folder = results_dir.parent / run_dir
+            files.update(p.relative_to(results_dir) for p in folder.glob("*") if p.suffix in (".json", ".csv"))
+    return sorted(files)
+
+
+def copy_to_package(results_dir) -> list:
+    """Replace :data:`PACKAGED_RESULTS` by a copy of :func:`packaged_files` of ``results_dir``.
+
+    Returns:
+        The copied paths, relative to ``results_dir``.
+    """
+    import shutil
+
+    files = packaged_files(results_dir)
+    for name in {path.parts[0] for path in files}:
+        shutil.rmtree(PACKAGED_RESULTS / name, ignore_errors=True)
+    for path in files:
+        (PACKAGED_RESULTS / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(results_dir) / path, PACKAGED_RESULTS / path)
+    return files
 
 
 def load_benchmark(results_dir, name: str = "cpu-benchmark") -> dict:
@@ -165,3 +228,8 @@ def summary(parts: dict) -> str:
                 f"test-time augmentation, no extra training) gives {_pct(t['top1_flip_tta'])}."
             )
     return " ".join(text)
+
+
+if __name__ == "__main__":  # python -m vt_edu.recorded: after re-recording the benchmark
+    _source = Path(__file__).resolve().parents[1] / "results"
+    print(f"copied {len(copy_to_package(_source))} files from {_source} to {PACKAGED_RESULTS}")

@@ -13,7 +13,8 @@ of Keras' PyTorch backend:
    permutes the channels-last input to channels-first and makes it ``contiguous()``
    (a copy), then converts it to the channels-last *memory format* for oneDNN (a copy
    back). The permuted view of a contiguous ``(B, H, W, C)`` tensor already *is* a
-   channels-last ``(B, C, H, W)`` tensor, so both copies can be skipped.
+   channels-last ``(B, C, H, W)`` tensor, so both copies can be skipped. (Keras 3.15
+   added the ``contiguous()``; before it the replacement is the same as Keras' own.)
 
 :func:`enable` replaces those two pieces while the process runs; everything else in
 Keras is untouched, and the layers of :mod:`vt_edu` stay backend-neutral
@@ -41,9 +42,61 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["enable", "disable", "is_enabled", "enabled"]
+__all__ = ["enable", "disable", "is_enabled", "enabled", "missing_keras_internals", "needs_keras_code"]
 
 _ORIGINALS: dict = {}
+# What the fused BatchNormalization reads from a built Keras layer: present, with the
+# same meaning, in every Keras from 3.8 to 3.15 (renorm, added in 3.14, is optional).
+BATCH_NORM_ATTRIBUTES = ("axis", "epsilon", "momentum", "center", "scale", "synchronized", "trainable",
+                         "compute_dtype", "gamma", "beta", "moving_mean", "moving_variance")
+TRANSPOSE_HELPER = "_transpose_spatial_inputs"  # private helper of keras.src.backend.torch.nn
+
+
+def needs_keras_code(layer, ndim: int, is_float32: bool, mask=None) -> bool:
+    """Whether a BatchNormalization call is one the fused path does not cover.
+
+    Args:
+        layer: the (built) Keras ``BatchNormalization`` layer.
+        ndim: rank of its input.
+        is_float32: whether the input is float32.
+        mask: the call's mask.
+
+    Returns:
+        ``True`` for Keras' own code: a mask, batch renormalization (Keras 3.14+; older
+        versions have no ``renorm``), synchronized statistics, a rank other than 2 or 4,
+        an axis other than the last, or anything but float32.
+    """
+    return (
+        mask is not None
+        or bool(getattr(layer, "renorm", False))
+        or layer.synchronized
+        or ndim not in (2, 4)
+        or layer.axis not in (-1, ndim - 1)
+        or not is_float32
+        or layer.compute_dtype != "float32"
+    )
+
+
+def missing_keras_internals(batch_norm_layer, torch_nn) -> list:
+    """What the fast paths rely on and this Keras lacks.
+
+    Args:
+        batch_norm_layer: a built ``keras.layers.BatchNormalization``.
+        torch_nn: the module ``keras.src.backend.torch.nn``.
+
+    Returns:
+        Names of the missing pieces (``[]``: the fast paths can be enabled).
+    """
+    import inspect
+
+    missing = []
+    if not callable(getattr(torch_nn, TRANSPOSE_HELPER, None)):
+        missing.append(f"keras.src.backend.torch.nn.{TRANSPOSE_HELPER}")
+    call = getattr(type(batch_norm_layer), "call", None)
+    if call is None or list(inspect.signature(call).parameters)[:4] != ["self", "inputs", "training", "mask"]:
+        missing.append("BatchNormalization.call(inputs, training, mask)")
+    missing += [f"BatchNormalization.{name}" for name in BATCH_NORM_ATTRIBUTES if not hasattr(batch_norm_layer, name)]
+    return missing
 
 
 def _fused_batch_norm_call(original_call):
@@ -51,15 +104,7 @@ def _fused_batch_norm_call(original_call):
     import torch.nn.functional as F
 
     def call(self, inputs, training=None, mask=None):
-        if (
-            mask is not None
-            or self.renorm
-            or self.synchronized
-            or inputs.ndim not in (2, 4)
-            or self.axis not in (-1, inputs.ndim - 1)
-            or inputs.dtype != torch.float32
-            or self.compute_dtype != "float32"
-        ):
+        if needs_keras_code(self, inputs.ndim, inputs.dtype == torch.float32, mask):
             return original_call(self, inputs, training=training, mask=mask)
         # (B, H, W, C) -> (B, C, H, W) as a view: PyTorch normalises dimension 1.
         x = inputs.permute(0, 3, 1, 2) if inputs.ndim == 4 else inputs
@@ -106,7 +151,7 @@ def enable() -> bool:
     Returns ``False`` and changes nothing when the Keras backend is not PyTorch.
 
     Raises:
-        RuntimeError: this Keras version lacks the private helper that is replaced.
+        RuntimeError: this Keras version lacks a private piece the fast paths read or replace.
     """
     import keras
 
@@ -117,10 +162,13 @@ def enable() -> bool:
     from keras.src.backend.torch import nn as torch_nn
     from keras.src.layers.normalization.batch_normalization import BatchNormalization
 
-    if not hasattr(torch_nn, "_transpose_spatial_inputs"):  # a private helper of Keras 3.x (written for 3.15)
+    probe = BatchNormalization()
+    probe.build((None, 2))
+    missing = missing_keras_internals(probe, torch_nn)
+    if missing:
         raise RuntimeError(
-            f"Keras {keras.__version__} has no keras.src.backend.torch.nn._transpose_spatial_inputs; "
-            "vt_edu.torch_fast_paths needs updating for it (train without --torch-fast-paths meanwhile)."
+            f"Keras {keras.__version__} lacks {', '.join(missing)}: vt_edu.torch_fast_paths needs updating for "
+            "it (train without --torch-fast-paths meanwhile)."
         )
     _ORIGINALS["call"] = BatchNormalization.call
     _ORIGINALS["transpose"] = torch_nn._transpose_spatial_inputs

@@ -1,6 +1,7 @@
 """Interactive panels for the training chapters: :class:`SchedulePanel` and :class:`ExperimentPanel`.
 
-Both panels are plain Python objects that own ipywidgets 8 controls. Every action is
+Both panels are plain Python objects that own ipywidgets controls (ipywidgets 7.7, which
+Colab ships, or 8). Every action is
 an ordinary method (``set``, ``redraw``, ``train``), so the panels can be driven
 without a browser: by tests, and by chapters that run a few experiments headless so
 that their HTML pages show real results. Show a panel with ``display(panel)`` or as
@@ -48,6 +49,7 @@ from vt_edu.config import DATA_ENV, by_profile, cache_dir
 
 __all__ = [
     "ExperimentPanel",
+    "Panel",
     "SchedulePanel",
     "curves_figure",
     "recipe_schedule",
@@ -86,7 +88,7 @@ def _show(output: widgets.Output, fig: Figure) -> None:
         display(Image(data=buffer.getvalue(), format="png"))
 
 
-def _new_figure(figsize) -> Figure:
+def new_figure(figsize) -> Figure:
     """A figure that displays as an image in a notebook (``display(fig)`` or a cell's last
     value) but is not drawn again when the cell ends: created through pyplot, which
     activates the notebook's matplotlib backend and its display hook, then closed
@@ -123,6 +125,33 @@ def _describe(**values) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
+# ---------------------------------------------------------------------------- panels
+class Panel:
+    """Base of the panels: a plain object whose :attr:`widget` (a ``VBox``) is what
+    ``display(panel)``, or a panel as the last expression of a cell, shows.
+
+    Attributes:
+        widget: the whole panel, set by the subclass.
+        output: the ``Output`` widget that shows the panel's figure, set by the subclass.
+    """
+
+    widget: widgets.Widget
+    output: widgets.Output
+
+    def show_figure(self, fig: Figure) -> None:
+        """Replace what the panel's :attr:`output` shows by ``fig`` (in a kernel only)."""
+        _show(self.output, fig)
+
+    def _ipython_display_(self, **kwargs):
+        # IPython calls this for display(panel) and for a cell's last value. Passing the
+        # widget on to display() lets it show itself as its ipywidgets version does:
+        # ipywidgets 8 through _repr_mimebundle_, ipywidgets 7 (Colab's 7.7) through its
+        # own _ipython_display_ (a widget there has no _repr_mimebundle_).
+        from IPython.display import display
+
+        display(self.widget)
+
+
 # ------------------------------------------------------------------------ schedules
 def recipe_schedule(recipe, batch_size: int | None = None, epochs: int | None = None,
                     train_images: int = CIFAR_TRAIN_IMAGES):
@@ -148,7 +177,7 @@ def recipe_schedule(recipe, batch_size: int | None = None, epochs: int | None = 
     return schedule
 
 
-class SchedulePanel:
+class SchedulePanel(Panel):
     """Controls for a learning-rate schedule and its per-epoch plot.
 
     The recipe dropdown loads a preset (:data:`vt_edu.training.RECIPES`): its epochs,
@@ -207,10 +236,6 @@ class SchedulePanel:
             self.set(**settings)
         else:
             self.redraw()
-
-    # -- display
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- state
     def _base(self):
@@ -322,7 +347,7 @@ class SchedulePanel:
         """The plot for the current settings (on a new panel: the defaults) as a Figure."""
         recipe = self.recipe()
         x, y = self.curve()
-        fig = _new_figure((8, 3.4))
+        fig = new_figure((8, 3.4))
         ax = fig.subplots()
         (self._line,) = ax.plot(x, y, color="C0", linewidth=1.8, label=f"{self.preset.value} (as set)")
         options = recipe.schedule_options
@@ -362,7 +387,7 @@ class SchedulePanel:
         """Recompute the curve and show it (in a kernel)."""
         fig = self.figure()
         self.info.value = f"<small>{html.escape(self.describe())}</small>"
-        _show(self.output, fig)
+        self.show_figure(fig)
 
     def plotted(self):
         """``(x, y)`` of the line currently plotted (the epochs and learning rates)."""
@@ -497,7 +522,7 @@ def curves_figure(rows, reference_lines: dict | None = None, title: str | None =
         rows: :func:`run_row` dicts.
         reference_lines: ``{label: top-1 in [0, 1]}`` drawn as dashed horizontal lines.
     """
-    fig = _new_figure((10, 4.2))
+    fig = new_figure((10, 4.2))
     acc_ax, loss_ax = fig.subplots(1, 2)
     drawn = 0
     for k, row in enumerate(rows):
@@ -570,7 +595,7 @@ def _progress_callback(panel: "ExperimentPanel"):
     return PanelProgress()
 
 
-class ExperimentPanel:
+class ExperimentPanel(Panel):
     """Choose a model, data and recipe; train; compare the runs in a table.
 
     Args:
@@ -659,10 +684,6 @@ class ExperimentPanel:
             self.learning_rate.value = values["learning_rate"]
         if settings:
             self.set(**settings)
-
-    # -- display
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- settings
     @staticmethod
@@ -877,11 +898,11 @@ class ExperimentPanel:
     def _after_run(self, done: bool) -> None:
         self.status.value = "done" if done else ""
         self.table.value = self.table_html()
-        _show(self.output, self.curves_figure())
+        self.show_figure(self.curves_figure())
 
     def _show_live(self) -> None:
         row = {"model": self.model.value, "recipe": self.recipe.value, "options": "", "history": self._live_history}
-        _show(self.output, curves_figure([*self.runs, row], self.reference_lines, title=self._live_title))
+        self.show_figure(curves_figure([*self.runs, row], self.reference_lines, title=self._live_title))
 
     # -- results
     def table_html(self) -> str:
