@@ -42,7 +42,6 @@ import contextlib
 import functools
 import inspect
 import json
-import math
 import os
 import subprocess
 import sys
@@ -83,15 +82,17 @@ def check_distribution(distribution) -> None:
     if backend != DISTRIBUTION_BACKEND:
         raise _error(
             f"distribution={distribution!r} (--distribution) needs the JAX backend (Keras' distribution API "
-            f"trains on JAX only); this is {backend!r}. Set KERAS_BACKEND=jax before starting Python, or use --backend jax."
+            f"trains on JAX only); this is {backend!r}. Set KERAS_BACKEND=jax before starting Python, "
+            "or use --backend jax."
         )
     import jax
 
     if jax.process_count() > 1:
         raise _error(
-            f"distribution={distribution!r} in {jax.process_count()} processes: train() feeds every process "
-            "the same batches, so it trains on the devices of one process only; start one process per machine "
-            "without jax.distributed.initialize()."
+            f"distribution={distribution!r} in {jax.process_count()} processes: train()'s input pipeline "
+            "feeds one process and would give every host the same batches; train on the devices of one host "
+            "(without jax.distributed.initialize()), or give each host its own share of the data with "
+            "keras.distribution directly."
         )
 
 
@@ -153,34 +154,41 @@ def describe_distribution() -> dict | None:
 
 
 def check_batch_split(batch_size: int, test_batch_size: int, test_images: int) -> None:
-    """Refuse, before training, batches that do not split evenly over the active
-    distribution's devices (nothing to check on one device).
+    """Refuse, before training, batches that do not split evenly over the devices that
+    share each batch under the active Keras distribution (nothing to check without one).
 
     Every training batch has ``batch_size`` images (the remainder is dropped); the
     test set is evaluated in batches of ``test_batch_size`` and a last, smaller one,
-    all of which divide when ``test_batch_size`` and ``test_images`` do.
+    all of which divide when ``test_batch_size`` and ``test_images`` do. (Keras
+    shards every batch like the first one, so a last batch that does not divide would
+    fail in the middle of the evaluation.)
 
     Raises:
         TrainingError: naming the setting to change.
     """
-    described = describe_distribution()
-    if described is None:
+    import keras
+
+    active = keras.distribution.distribution()
+    if active is None:
         return
-    devices = described["devices"]
-    if batch_size % devices:
+    mesh = active.device_mesh
+    shares = int(dict(zip(mesh.axis_names, mesh.shape)).get(active.batch_dim_name, 1))
+    if batch_size % shares:
         raise _error(
-            f"batch_size={batch_size} does not split evenly over the {devices} devices of {described['kind']} "
-            f"training; use a multiple of {devices} (--batch-size), e.g. {_multiple_near(batch_size, devices)}."
+            f"batch_size={batch_size} does not split evenly over the {shares} devices of data-parallel training; "
+            f"use a multiple of {shares} (--batch-size), e.g. {_multiple_near(batch_size, shares)}."
         )
-    if test_images % devices:
+    if test_images % shares:
         raise _error(
-            f"the {test_images} test images do not split evenly over the {devices} devices of {described['kind']} "
-            f"evaluation; set max_test_images (--max-test-images) to a multiple of {devices} times the number of classes."
+            f"the {test_images} test images do not split evenly over the {shares} devices of data-parallel "
+            f"evaluation; set max_test_images (--max-test-images) to a multiple of {shares} times the number "
+            "of classes."
         )
-    if test_batch_size % devices:
+    if test_batch_size % shares:
         raise _error(
-            f"the test batch of {test_batch_size} images (train() evaluates max(batch_size, 256) at a time) does not "
-            f"split evenly over the {devices} devices; use a batch_size of at least 256 that is a multiple of {devices}."
+            f"the test batch of {test_batch_size} images (max(batch_size, 256) unless the test set is smaller) "
+            f"does not split evenly over the {shares} devices; use a batch_size of at least 256 that is a "
+            f"multiple of {shares}."
         )
 
 

@@ -463,7 +463,7 @@ def _load_teacher(teacher):
     return keras.models.load_model(path, compile=False)
 
 
-@with_distribution  # runs train() inside the `distribution` setting's Keras distribution, then restores the previous one
+@with_distribution  # train() runs in its `distribution`'s Keras distribution (restored afterwards)
 def train(
     model_name: str,
     dataset: str = "cifar10",
