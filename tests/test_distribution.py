@@ -91,6 +91,18 @@ def test_cli_distribution_flag(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="checks the error of the other backends")
+def test_experiment_panel_passes_the_distribution_to_train(tmp_path):
+    from vt_edu.widgets import ExperimentPanel
+
+    arrays = ((np.zeros((20, 32, 32, 3), np.uint8), np.arange(20) % 10),
+              (np.zeros((10, 32, 32, 3), np.uint8), np.arange(10) % 10), [f"class{k}" for k in range(10)])
+    panel = ExperimentPanel(run_root=tmp_path, data={"cifar10": arrays}, distribution="data-parallel", model="cnn",
+                            recipe="seed", epochs=1, batch_size=10, width=0.25, max_train_images=0, max_test_images=0)
+    assert panel.train() is None
+    assert isinstance(panel.last_error, TrainingError) and "needs the JAX backend" in panel.message
+
+
 # --------------------------------------------------------------------------- subprocess
 
 
