@@ -225,8 +225,17 @@ def compare_on_virtual_devices(devices: int = 2, model: str = "resnet18", width:
     --xla_force_host_platform_device_count``), hence the subprocess; the calling
     process may use any backend. Both runs use :func:`vt_edu.training.train` with the
     same seed (weights, data order, augmentation), the same synthetic images (the
-    class sets the brightness) and the same global batch. ``quick_compile`` adds
-    :data:`QUICK_COMPILE_FLAGS` to ``XLA_FLAGS``.
+    class sets the brightness) and the same global batch.
+
+    Args:
+        devices: virtual CPU devices of the data-parallel run.
+        model, width: the registry model and its width multiplier.
+        image_size, train_images, test_images: the synthetic data (10 classes);
+            ``test_images`` above 256 makes a last, smaller test batch.
+        batch_size: the global batch (a multiple of ``devices``).
+        epochs, recipe, seed: as for :func:`vt_edu.training.train`.
+        quick_compile: add :data:`QUICK_COMPILE_FLAGS` to ``XLA_FLAGS``.
+        timeout: seconds before the subprocess is stopped.
 
     Returns:
         A dict: ``devices``, ``per_device_batch``, ``steps``; ``single`` and
@@ -234,8 +243,8 @@ def compare_on_virtual_devices(devices: int = 2, model: str = "resnet18", width:
         training step) and ``top1``; ``max_loss_difference``;
         ``max_weight_difference`` (largest absolute difference of any weight,
         BatchNorm moving averages included) and ``max_weight`` (the largest absolute
-        weight); ``distribution`` (what the data-parallel run's ``config.json``
-        records); ``restored`` (no distribution is active after the run);
+        weight); ``distribution`` and ``metrics_distribution`` (what the
+        data-parallel run's ``config.json`` and ``metrics.json`` record); ``restored`` (no distribution is active after the run);
         ``batchnorm``: a lone BatchNormalization layer's batch variance after one
         data-parallel step on a batch whose device shares differ in mean
         (``data_parallel``), next to the global batch's variance (``global``) and
