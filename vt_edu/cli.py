@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, metavar="NAME", help=f"one of: {', '.join(MODEL_NAMES)}.")
     _add_training_options(p)
+    from vt_edu.training.distribution import DISTRIBUTIONS
+
+    p.add_argument("--distribution", choices=DISTRIBUTIONS, default=None,
+                   help="data-parallel: train on all local devices (a TPU's cores, several GPUs) with Keras' "
+                        "DataParallel; --batch-size is the global batch, split evenly. JAX backend only. "
+                        "Default: one device.")
     p.add_argument("--run-dir", default=None, metavar="DIR",
                    help="run folder (default: runs/<model>[-w<width>]-<dataset>-<recipe>-e<epochs>-s<seed>).")
 
@@ -225,6 +231,7 @@ def _cmd_train(args):
         torch_fast_paths=args.torch_fast_paths,
         overwrite=args.overwrite,
         verbose=args.verbose,
+        distribution=args.distribution,
     )
     m = result.metrics
     print(

@@ -607,6 +607,8 @@ class ExperimentPanel(Panel):
             ``dataset -> arrays`` giving ``((x_train, y_train), (x_test, y_test), names)``.
         seed: the runs' seed.
         jit_compile: passed to :func:`~vt_edu.training.train` (``None``: its default).
+        distribution: passed to :func:`~vt_edu.training.train`: ``"data-parallel"``
+            trains on all local devices (JAX backend only; e.g. a Colab TPU).
         reference_lines: ``{label: top-1}`` drawn on the accuracy curves.
         **settings: initial control values (see :meth:`set`); unset ones come from
             :meth:`default_settings`, which depend on the profile.
@@ -620,7 +622,8 @@ class ExperimentPanel(Panel):
     SETTINGS = ("model", "dataset", "recipe", "batch_size", "learning_rate", "epochs", "num_tokens", "tokenizer",
                 "width", "max_train_images", "max_test_images")
 
-    def __init__(self, run_root=None, data=None, seed: int = 0, jit_compile=None, reference_lines=None, **settings):
+    def __init__(self, run_root=None, data=None, seed: int = 0, jit_compile=None, reference_lines=None,
+                 distribution=None, **settings):
         from vt_edu.models.vt_resnet import TOKENIZER_CHOICES
         from vt_edu.training import list_recipes
 
@@ -628,6 +631,7 @@ class ExperimentPanel(Panel):
         self.data = data
         self.seed = int(seed)
         self.jit_compile = jit_compile
+        self.distribution = distribution
         self.reference_lines = dict(reference_lines or {})
         self.runs: list = []
         self.last_error: BaseException | None = None
@@ -844,6 +848,7 @@ class ExperimentPanel(Panel):
                 model_options=options,
                 data=self._arrays(s["dataset"]),
                 jit_compile=self.jit_compile,
+                distribution=self.distribution,
                 overwrite=True,  # a folder named for these settings holding others is stale
                 verbose=0,
                 callbacks=[_progress_callback(self)],

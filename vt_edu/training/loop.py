@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vt_edu.training.distribution import check_batch_split, describe_distribution, with_distribution
 from vt_edu.training.recipes import Recipe, RecipeError, get_recipe
 
 __all__ = [
@@ -462,6 +463,7 @@ def _load_teacher(teacher):
     return keras.models.load_model(path, compile=False)
 
 
+@with_distribution  # train() runs in its `distribution`'s Keras distribution (restored afterwards)
 def train(
     model_name: str,
     dataset: str = "cifar10",
@@ -486,6 +488,7 @@ def train(
     verbose="auto",
     callbacks=(),
     workers: int = 1,
+    distribution: str | None = None,
 ) -> RunResult:
     """Train a registry model with a recipe and write a run folder (see the module doc).
 
@@ -529,6 +532,11 @@ def train(
         callbacks: extra Keras callbacks (run after the backup, so an exception
             raised by one leaves a resumable run).
         workers: threads preparing batches (``PyDataset`` workers).
+        distribution: ``None`` (one device) or ``"data-parallel"``: Keras'
+            ``DataParallel`` over all local devices (JAX backend only; see
+            :mod:`vt_edu.training.distribution`). ``batch_size`` is the global batch,
+            split evenly over the devices; BatchNorm still normalises over the global
+            batch. The previous Keras distribution is restored afterwards.
 
     Returns:
         :class:`RunResult` with ``metrics`` (what ``metrics.json`` holds), ``history``
@@ -536,7 +544,8 @@ def train(
 
     Raises:
         TrainingError: bad options (before any data are loaded), a batch larger than
-            the training set, a run folder with a different configuration, a NaN loss.
+            the training set, a batch that does not split over the devices (before
+            training), a run folder with a different configuration, a NaN loss.
         vt_edu.data.DataError: the data cannot be loaded.
     """
     import keras
@@ -572,6 +581,8 @@ def train(
             f"batch_size={batch_size} is larger than the {len(x_train)} training images; "
             "lower --batch-size or use more images."
         )
+    test_batch_size = min(max(batch_size, 256), len(x_test))
+    check_batch_split(batch_size, test_batch_size, len(x_test))  # with a distribution: every batch splits evenly
     dataset_name = str(dataset)  # with `data`, a label for the arrays (the fingerprint identifies them)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(
         model_name, dataset_name, recipe.name, epochs, seed, width
@@ -598,6 +609,8 @@ def train(
         config["schedule_clock"] = schedule_clock
     if torch_fast_paths:  # absent means off, for the same reason
         config["torch_fast_paths"] = True
+    if describe_distribution() is not None:  # absent means one device, for the same reason
+        config["distribution"] = describe_distribution()
     config = json.loads(json.dumps(config))  # normalise tuples etc. for comparison
 
     # -- the run folder: new, resumable, finished, or someone else's
@@ -636,7 +649,7 @@ def train(
         drop_remainder=True, randaugment_ops=recipe.randaugment_ops,
         randaugment_magnitude=recipe.randaugment_magnitude, workers=workers,
     )
-    test_batches = ImageBatches(x_test, y_test, min(max(batch_size, 256), len(x_test)), mean, std, workers=workers)
+    test_batches = ImageBatches(x_test, y_test, test_batch_size, mean, std, workers=workers)
     model = student
     if teacher_model is not None:
         model = Distiller(
@@ -710,6 +723,7 @@ def train(
         "jit_compile": jit_compile,
         "torch_fast_paths": bool(torch_fast_paths),
         "distilled_from": config["teacher"],
+        "distribution": describe_distribution(),
         **provenance.provenance(),
     }
     _atomic_write(metrics_path, json.dumps(metrics, indent=2) + "\n")
