@@ -92,6 +92,7 @@ def test_raw_markdown_table_text_is_caught_and_a_rendered_one_is_not():
     raw = "| model | recipe, budget | epochs |\n|---|---|---:|\n| CNN | seed | 10 |"
     assert check_book_html.raw_table_problems([raw])
     assert check_book_html.raw_table_problems(["|:--|--:|"])
+    assert check_book_html.raw_table_problems(["| model | top-1 |\n|—|—:|"])  # after smart quotes
     assert not check_book_html.raw_table_problems(["model recipe epochs", "a | b, not a table", "x --- y"])
 
 
@@ -160,6 +161,7 @@ def test_the_reader_probe_finds_what_a_reader_sees(tmp_path):
 
     long_line = "radii trained " + "x" * 300
     body = (
+        "<div class='cell'><pre>%pip install vt-edu</pre></div><h1>Title</h1>"
         "<p>| model | top-1 |\n|---|---:|</p>"
         "<p>a VT module costs $O(HW L C</p>"
         "<div class='cell'><div class='cell_output'><pre>" + long_line + "</pre></div></div>"
@@ -194,3 +196,4 @@ def test_the_reader_probe_finds_what_a_reader_sees(tmp_path):
     assert "hidden answer 5" not in problems
     assert "exercise solution visible without a click: '42'" in problems
     assert "the answer of code that never ran" in problems
+    assert "a code cell comes before the page's title" in problems

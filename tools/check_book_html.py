@@ -12,6 +12,7 @@ For each page listed in ``_toc.yml`` it checks that:
 
 It then reads the page as a reader does, and fails it on:
 
+* a code cell above the page's title (the Colab install cell belongs to the notebook only);
 * raw Markdown table text (a ``|---|`` row shown as text instead of a table);
 * TensorFlow/absl log lines in an output (``absl::InitializeLog``, ``oneDNN custom
   operations``, ``I0000``/``W0000`` glog prefixes, ``cuda_*.cc`` sources);
@@ -75,7 +76,8 @@ MAX_SCROLLABLE_BLOCKS = 2
 SLACK_PX = 2
 
 # A table's separator row (|---|:--:|) shown as text: the Markdown was not rendered as a table.
-RAW_TABLE_ROW = re.compile(r"^\s*\|(?:\s*:?-+:?\s*\|)+", re.MULTILINE)
+# Sphinx's smart quotes turn the "---" of such text into an em dash.
+RAW_TABLE_ROW = re.compile(r"^\s*\|(?:\s*:?[-–—]+:?\s*\|)+", re.MULTILINE)
 LOG_LINE = re.compile(
     r"absl::InitializeLog|oneDNN custom operations|^\s*[IWEF]\d{4} \d\d:\d\d:\d\d|\bcuda_\w+\.cc\b|^\s*cuda_",
     re.MULTILINE,
@@ -230,7 +232,10 @@ READER_PROBE = r"""() => {
   measure('table', 'table');
   measure('widget', '.cell_output .jupyter-widgets');
   measure('image', 'img');
+  const title = column.querySelector('h1'), firstCell = column.querySelector('.cell');
+  const cellBeforeTitle = !!(title && firstCell && (firstCell.compareDocumentPosition(title) & Node.DOCUMENT_POSITION_FOLLOWING));
   return {prose, outputs, tex, visible_solutions: visibleSolutions, static_code: staticCode, blocks,
+          cell_before_title: cellBeforeTitle,
           page_width: document.documentElement.scrollWidth, viewport: window.innerWidth};
 }"""
 
@@ -245,6 +250,8 @@ def reader_problems(probe: dict, width_name: str, max_scrollable: int | None) ->
         problems += unrendered_maths_problems(probe["prose"])
         problems += prose_as_maths_problems(probe["tex"])
         problems += solution_problems(probe)
+        if probe["cell_before_title"]:
+            problems.append("a code cell comes before the page's title (tag the install cell remove-cell)")
     if probe["page_width"] > probe["viewport"] + SLACK_PX:
         problems.append(f"{width_name}: the page is {probe['page_width']} px wide on a {probe['viewport']} px screen")
     problems += layout_problems(probe["blocks"], max_scrollable, width_name)
