@@ -171,6 +171,8 @@ def test_the_reader_probe_finds_what_a_reader_sees(tmp_path):
         "<div class='admonition'><p class='admonition-title'>Solution</p><p>the answer is 4</p></div>"
         "<div class='admonition'><p class='admonition-title'>Solution</p><p class='hidden'>hidden answer 5</p></div>"
         "<section id='exercises'><h2>Exercises</h2><div class='cell'><div class='cell_output'><pre>42</pre></div></div>"
+        "<div class='cell'><details><summary>Show code cell output</summary>"
+        "<div class='cell_output'><pre>folded 43</pre></div></details></div>"
         "<div class='highlight-python'><pre>print(f(2))   # 0.32 281.0</pre></div></section>"
     )
     (tmp_path / "index.html").write_text(READER_PAGE.format(body=body))
@@ -194,6 +196,7 @@ def test_the_reader_probe_finds_what_a_reader_sees(tmp_path):
     assert "1 blocks scroll sideways (at most 0)" in problems
     assert "exercise solution visible without a click: 'Solutionthe answer is 4'" in problems
     assert "hidden answer 5" not in problems
+    assert "folded 43" not in problems  # an output folded in a closed <details> (hide-output) is hidden
     assert "exercise solution visible without a click: '42'" in problems
     assert "the answer of code that never ran" in problems
     assert "a code cell comes before the page's title" in problems

@@ -172,6 +172,8 @@ READER_PROBE = r"""() => {
   const shown = el => {
     if (!el.getClientRects().length) return false;
     for (let p = el; p; p = p.parentElement) {
+      // Chromium still lays out a closed <details>' content (content-visibility), so ask it directly.
+      if (p.tagName === 'DETAILS' && !p.open && p !== el && !el.closest('summary')) return false;
       const style = getComputedStyle(p);
       if (style.visibility === 'hidden' || style.display === 'none' || style.opacity === '0') return false;
     }
@@ -255,7 +257,7 @@ def reader_problems(probe: dict, width_name: str, max_scrollable: int | None) ->
     if probe["page_width"] > probe["viewport"] + SLACK_PX:
         problems.append(f"{width_name}: the page is {probe['page_width']} px wide on a {probe['viewport']} px screen")
     problems += layout_problems(probe["blocks"], max_scrollable, width_name)
-    return problems
+    return list(dict.fromkeys(problems))  # text found both as prose and as output is reported once
 
 
 @dataclass
