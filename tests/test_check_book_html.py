@@ -147,6 +147,8 @@ def test_clipped_blocks_fail_and_scrolling_ones_are_counted():
     assert check_book_html.layout_problems(scrolling, 3, "desktop") == []
     assert "3 blocks scroll sideways (at most 2)" in check_book_html.layout_problems(scrolling, 2, "desktop")[0]
     assert check_book_html.layout_problems(scrolling, None, "phone") == []
+    printed = dict(block(True, True), kind="output")  # printed text must wrap, even where it could scroll
+    assert "runs past the column" in check_book_html.layout_problems([printed], 5, "desktop")[0]
 
 
 READER_PAGE = """<!doctype html><html><head><title>reader</title><style>
@@ -193,7 +195,7 @@ def test_the_reader_probe_finds_what_a_reader_sees(tmp_path):
     assert "output 'radii trained xxx" in problems and "cut off" in problems
     assert "machine path in an output: 'source: /work/shared/x.tar.gz'" in problems
     assert "TensorFlow/absl log line in an output: 'I0000" in problems
-    assert "1 blocks scroll sideways (at most 0)" in problems
+    assert "output 'yyyyyy" in problems and "runs past the column (it only scrolls sideways)" in problems
     assert "exercise solution visible without a click: 'Solutionthe answer is 4'" in problems
     assert "hidden answer 5" not in problems
     assert "folded 43" not in problems  # an output folded in a closed <details> (hide-output) is hidden

@@ -23,8 +23,9 @@ It then reads the page as a reader does, and fails it on:
   output under "Exercises") or a solution that shows the answer of code that never ran
   (``print(...)  # 0.32``);
 * an output block, equation, table, widget or image wider than the content column and
-  clipped; at desktop width (1280 px) more than ``MAX_SCROLLABLE_BLOCKS`` blocks that
-  fit only by scrolling sideways also fail;
+  clipped, or printed output that fits only by scrolling sideways (it must wrap); at
+  desktop width (1280 px) more than ``MAX_SCROLLABLE_BLOCKS`` equations, tables or widgets
+  that scroll sideways also fail;
 * at phone width (400 px): a page wider than the screen, or a clipped block.
 
 Requests to other hosts are blocked and listed, not fatal: the book must read offline.
@@ -69,8 +70,8 @@ MATHJAX_TIMEOUT_MS = 20_000
 WIDGET_TIMEOUT_MS = 20_000
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 400, "height": 860}
-# A wide equation or output may scroll sideways inside the column instead of being cut
-# off; a page full of them still reads badly, so at desktop width only this many are allowed.
+# A wide equation, table or widget may scroll sideways inside the column instead of being
+# cut off; a page full of them still reads badly, so at desktop width only this many are allowed.
 MAX_SCROLLABLE_BLOCKS = 2
 # Layout tolerance in CSS pixels (sub-pixel rounding, borders).
 SLACK_PX = 2
@@ -147,7 +148,10 @@ def layout_problems(blocks: list[dict], max_scrollable: int | None, width_name: 
         if not block["wide"]:
             continue
         what = f"{block['kind']} {clip(block['text'], 50)!r} ({block['width']} px in a {block['column']} px column)"
-        if block["scrollable"]:
+        if block["kind"] == "output" and block["scrollable"]:
+            # Printed text should wrap: a reader sees it cut at the column's edge, the scroll bar hidden.
+            problems.append(f"{width_name}: {what} runs past the column (it only scrolls sideways)")
+        elif block["scrollable"]:
             scrolling.append(what)
         else:
             problems.append(f"{width_name}: {what} is wider than the column and cut off")
