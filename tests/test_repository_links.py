@@ -95,3 +95,20 @@ def test_colab_launch_buttons_of_the_built_book_open_the_configured_repository()
         page = (BUILT_HTML / "book" / path.with_suffix(".html").name).read_text()
         links = set(re.findall(r'href="(' + re.escape(colab) + r'[^"]*)"', page))
         assert links == {set_repository.colab_link(colab, url, branch, f"book/{path.name}")}, path.name
+
+
+def test_install_cells_stay_out_of_the_html_book(tmp_path, monkeypatch):
+    """The install cell is for Colab: tagged remove-cell, so a page starts with its title (issue 19)."""
+    for path in NOTEBOOKS:
+        cell = set_repository.first_code_cell(json.loads(path.read_text()))
+        assert "remove-cell" in cell["metadata"].get("tags", []), f"{path.name}: run `python tools/set_repository.py`"
+    book = tmp_path / "book"
+    book.mkdir()
+    notebook = json.loads(NOTEBOOKS[0].read_text())
+    set_repository.first_code_cell(notebook)["metadata"] = {}  # an install cell without its tag
+    (book / NOTEBOOKS[0].name).write_text(json.dumps(notebook))
+    monkeypatch.setattr(set_repository, "BOOK", book)
+    assert set_repository.main(["--check"]) == 1
+    assert set_repository.main([]) == 0
+    fixed = json.loads((book / NOTEBOOKS[0].name).read_text())
+    assert set_repository.first_code_cell(fixed)["metadata"]["tags"] == ["remove-cell"]

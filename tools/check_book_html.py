@@ -10,8 +10,27 @@ For each page listed in ``_toc.yml`` it checks that:
 * no local link is broken (the target file exists and, for ``#anchors``, the id exists) and
   no local asset (script, stylesheet, image, font) failed to load.
 
+It then reads the page as a reader does, and fails it on:
+
+* a code cell above the page's title (the Colab install cell belongs to the notebook only);
+* raw Markdown table text (a ``|---|`` row shown as text instead of a table);
+* TensorFlow/absl log lines in an output (``absl::InitializeLog``, ``oneDNN custom
+  operations``, ``I0000``/``W0000`` glog prefixes, ``cuda_*.cc`` sources);
+* a machine path in an output (``/work/``, ``/home/``, ``/root/``, ``/tmp/``, ``site-packages``);
+* maths left as text (an unrendered ``$...``) or prose typeset as maths (words run
+  together in italics);
+* an exercise solution visible without a click (a "Solution" box that is open, a visible
+  output under "Exercises") or a solution that shows the answer of code that never ran
+  (``print(...)  # 0.32``);
+* an output block, equation, table, widget or image wider than the content column and
+  clipped, or printed output that fits only by scrolling sideways (it must wrap); at
+  desktop width (1280 px) more than ``MAX_SCROLLABLE_BLOCKS`` equations, tables or widgets
+  that scroll sideways also fail;
+* at phone width (400 px): a page wider than the screen, or a clipped block.
+
 Requests to other hosts are blocked and listed, not fatal: the book must read offline.
-A full-page screenshot of each page is saved for people to look at.
+A full-page screenshot of each page is saved at both widths for people to look at
+(``<page>.png`` and ``<page>-phone.png``).
 
 Usage::
 
@@ -25,6 +44,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import re
 import shutil
 import sys
 import threading
@@ -48,6 +68,200 @@ CHROMIUM_ARGS = [
 ]
 MATHJAX_TIMEOUT_MS = 20_000
 WIDGET_TIMEOUT_MS = 20_000
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 400, "height": 860}
+# A wide equation, table or widget may scroll sideways inside the column instead of being
+# cut off; a page full of them still reads badly, so at desktop width only this many are allowed.
+MAX_SCROLLABLE_BLOCKS = 2
+# Layout tolerance in CSS pixels (sub-pixel rounding, borders).
+SLACK_PX = 2
+
+# A table's separator row (|---|:--:|) shown as text: the Markdown was not rendered as a table.
+# Sphinx's smart quotes turn the "---" of such text into an em dash.
+RAW_TABLE_ROW = re.compile(r"^\s*\|(?:\s*:?[-–—]+:?\s*\|)+", re.MULTILINE)
+LOG_LINE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations|^\s*[IWEF]\d{4} \d\d:\d\d:\d\d|\bcuda_\w+\.cc\b|^\s*cuda_",
+    re.MULTILINE,
+)
+MACHINE_PATH = re.compile(r"/work/|/home/|/root/|/tmp/|/Users/|site-packages")
+# A dollar that opens maths but was left as text: "$O(HW", "$\\alpha", "$x^2".
+UNRENDERED_MATHS = re.compile(r"(?<![\\$\w])\$(?=[A-Za-z\\{(^_])")
+# TeX commands whose argument is text, then any other command: what remains of real maths
+# is symbols and single letters, never three words in a row.
+TEX_TEXT = re.compile(r"\\(?:text\w*|mathrm|operatorname|mbox|mathit|mathbf|mathsf|mathtt)\s*\{[^{}]*\}")
+TEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+PROSE_WORDS = re.compile(r"[A-Za-z]{3,}(?:\s+[a-z]{3,}){2,}")
+# An answer written as a comment beside code that was never run: print(x)  # 0.32
+NEVER_RUN_ANSWER = re.compile(r"print\(.*#\s*(?:about|~|≈)?\s*[-\[(]?\d|^\s*#\s*[-\[(]?\d[\d.,\s\[\]()%e+-]*$", re.MULTILINE)
+
+
+def clip(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def raw_table_problems(texts: list[str]) -> list[str]:
+    return [f"raw Markdown table text (not rendered as a table): {clip(t)!r}" for t in texts if RAW_TABLE_ROW.search(t)]
+
+
+def log_line_problems(outputs: list[str]) -> list[str]:
+    problems = []
+    for text in outputs:
+        for line in text.splitlines():
+            if LOG_LINE.search(line):
+                problems.append(f"TensorFlow/absl log line in an output: {clip(line)!r}")
+    return problems
+
+
+def machine_path_problems(outputs: list[str]) -> list[str]:
+    problems = []
+    for text in outputs:
+        for line in text.splitlines():
+            if MACHINE_PATH.search(line):
+                problems.append(f"machine path in an output: {clip(line)!r}")
+    return problems
+
+
+def unrendered_maths_problems(prose: list[str]) -> list[str]:
+    return [f"unrendered $ maths in the text: {clip(t)!r}" for t in prose if UNRENDERED_MATHS.search(t)]
+
+
+def prose_as_maths_problems(tex_sources: list[str]) -> list[str]:
+    problems = []
+    for tex in tex_sources:
+        symbols = TEX_COMMAND.sub(" ", TEX_TEXT.sub(" ", tex))
+        if PROSE_WORDS.search(symbols):
+            problems.append(f"prose typeset as maths (mismatched $): {clip(tex)!r}")
+    return problems
+
+
+def never_run_answer_problems(static_code: list[str]) -> list[str]:
+    return [f"a solution shows the answer of code that never ran: {clip(m.group(0))!r}"
+            for code in static_code for m in [NEVER_RUN_ANSWER.search(code)] if m]
+
+
+def layout_problems(blocks: list[dict], max_scrollable: int | None, width_name: str) -> list[str]:
+    """Blocks measured by ``READER_PROBE``: clipped ones always fail, scrolling ones past ``max_scrollable``."""
+    problems = []
+    scrolling = []
+    for block in blocks:
+        if not block["wide"]:
+            continue
+        what = f"{block['kind']} {clip(block['text'], 50)!r} ({block['width']} px in a {block['column']} px column)"
+        if block["kind"] == "output" and block["scrollable"]:
+            # Printed text should wrap: a reader sees it cut at the column's edge, the scroll bar hidden.
+            problems.append(f"{width_name}: {what} runs past the column (it only scrolls sideways)")
+        elif block["scrollable"]:
+            scrolling.append(what)
+        else:
+            problems.append(f"{width_name}: {what} is wider than the column and cut off")
+    if max_scrollable is not None and len(scrolling) > max_scrollable:
+        problems.append(f"{width_name}: {len(scrolling)} blocks scroll sideways (at most {max_scrollable}): "
+                        + "; ".join(scrolling))
+    return problems
+
+
+def solution_problems(probe: dict) -> list[str]:
+    problems = [f"exercise solution visible without a click: {clip(t)!r}" for t in probe["visible_solutions"]]
+    problems += never_run_answer_problems(probe["static_code"])
+    return problems
+
+
+# Runs in the page; returns the text and measurements the detectors above read.
+READER_PROBE = r"""() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main article')
+      || document.querySelector('article') || document.querySelector('main') || document.body;
+  const columnRect = column.getBoundingClientRect();
+  const columnWidth = column.clientWidth;
+  const shown = el => {
+    if (!el.getClientRects().length) return false;
+    for (let p = el; p; p = p.parentElement) {
+      // Chromium still lays out a closed <details>' content (content-visibility), so ask it directly.
+      if (p.tagName === 'DETAILS' && !p.open && p !== el && !el.closest('summary')) return false;
+      const style = getComputedStyle(p);
+      if (style.visibility === 'hidden' || style.display === 'none' || style.opacity === '0') return false;
+    }
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  };
+  const skipProse = 'script, style, pre, code, mjx-container, textarea, .cell_input, .MathJax, .math';
+  const prose = [];
+  const walker = document.createTreeWalker(column, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest(skipProse) || !node.textContent.trim()) continue;
+    prose.push(node.textContent);
+  }
+  const outputs = Array.from(column.querySelectorAll('.cell_output')).map(o => o.textContent);
+  const tex = [];
+  try {
+    for (const item of MathJax.startup.document.math) tex.push(item.math);
+  } catch (e) { /* no MathJax on this page */ }
+
+  const visibleSolutions = [];
+  for (const title of column.querySelectorAll('.admonition-title, summary, .admonition > p:first-child, h1, h2, h3, h4, h5, h6, p > strong:first-child')) {
+    if (!/^\s*solution\b/i.test(title.textContent)) continue;
+    const box = title.closest('.admonition, details') || title.parentElement;
+    const body = Array.from(box.children).filter(c => c !== title && !c.contains(title) && !c.classList.contains('toggle-button'));
+    const bodyShown = title.tagName === 'STRONG' ? shown(box) : body.some(shown);
+    if (bodyShown) visibleSolutions.push(box.textContent);
+  }
+  for (const section of column.querySelectorAll('section')) {
+    const heading = section.querySelector(':scope > h1, :scope > h2, :scope > h3');
+    if (!heading || !/^\s*exercises\b/i.test(heading.textContent)) continue;
+    for (const out of section.querySelectorAll('.cell_output')) {
+      if (shown(out) && (out.textContent.trim() || out.querySelector('img'))) visibleSolutions.push(out.textContent || '(a figure)');
+    }
+  }
+  const staticCode = Array.from(column.querySelectorAll('div[class*="highlight-"]'))
+      .filter(div => !div.closest('.cell')).map(div => div.textContent);
+
+  const scrolls = el => {
+    for (let p = el; p && p !== column.parentElement; p = p.parentElement) {
+      const ox = getComputedStyle(p).overflowX;
+      if ((ox === 'auto' || ox === 'scroll') && p.clientWidth <= columnWidth + 2) return true;
+    }
+    return false;
+  };
+  const blocks = [];
+  const measure = (kind, selector) => {
+    for (const el of column.querySelectorAll(selector)) {
+      if (!shown(el)) continue;
+      const r = el.getBoundingClientRect();
+      const width = Math.max(el.scrollWidth, Math.round(r.width));
+      const wide = width > columnWidth + 2 || r.right > columnRect.right + 2 || r.left < columnRect.left - 2;
+      blocks.push({kind, text: el.textContent || el.getAttribute('src') || '', width, column: columnWidth,
+                   wide, scrollable: wide && scrolls(el)});
+    }
+  };
+  measure('output', '.cell_output pre, .cell_output .output');
+  measure('equation', 'mjx-container[display="true"], div.math');
+  measure('table', 'table');
+  measure('widget', '.cell_output .jupyter-widgets');
+  measure('image', 'img');
+  const title = column.querySelector('h1'), firstCell = column.querySelector('.cell');
+  const cellBeforeTitle = !!(title && firstCell && (firstCell.compareDocumentPosition(title) & Node.DOCUMENT_POSITION_FOLLOWING));
+  return {prose, outputs, tex, visible_solutions: visibleSolutions, static_code: staticCode, blocks,
+          cell_before_title: cellBeforeTitle,
+          page_width: document.documentElement.scrollWidth, viewport: window.innerWidth};
+}"""
+
+
+def reader_problems(probe: dict, width_name: str, max_scrollable: int | None) -> list[str]:
+    """Everything the reader probe found wrong on one page at one width."""
+    problems = []
+    if width_name == "desktop":  # text problems do not depend on the width: report them once
+        problems += raw_table_problems(probe["prose"] + probe["outputs"])
+        problems += log_line_problems(probe["outputs"])
+        problems += machine_path_problems(probe["outputs"])
+        problems += unrendered_maths_problems(probe["prose"])
+        problems += prose_as_maths_problems(probe["tex"])
+        problems += solution_problems(probe)
+        if probe["cell_before_title"]:
+            problems.append("a code cell comes before the page's title (tag the install cell remove-cell)")
+    if probe["page_width"] > probe["viewport"] + SLACK_PX:
+        problems.append(f"{width_name}: the page is {probe['page_width']} px wide on a {probe['viewport']} px screen")
+    problems += layout_problems(probe["blocks"], max_scrollable, width_name)
+    return list(dict.fromkeys(problems))  # text found both as prose and as output is reported once
 
 
 @dataclass
@@ -193,7 +407,16 @@ def check_page(page, base_url: str, html_root: Path, name: str, is_notebook: boo
                 report.problems.append(problem)
 
         shot_dir.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shot_dir / (name.replace("/", "__") + ".png")), full_page=True)
+        shot = shot_dir / name.replace("/", "__")
+        report.problems.extend(reader_problems(page.evaluate(READER_PROBE), "desktop", MAX_SCROLLABLE_BLOCKS))
+        page.screenshot(path=f"{shot}.png", full_page=True)
+        page.set_viewport_size(PHONE)
+        try:
+            page.wait_for_timeout(300)  # let the theme's responsive layout settle
+            report.problems.extend(reader_problems(page.evaluate(READER_PROBE), "phone", None))
+            page.screenshot(path=f"{shot}-phone.png", full_page=True)
+        finally:
+            page.set_viewport_size(DESKTOP)
     finally:
         page.unroute("**/*")
     report.problems.extend(f"local asset: {item}" for item in sorted(set(failed_local)))
@@ -208,7 +431,7 @@ def check_book(html_root: Path, toc_path: Path, shot_dir: Path, chromium: str) -
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport=DESKTOP)
             for name in toc_pages(toc_path):
                 is_notebook = (toc_path.parent / (name + ".ipynb")).exists()
                 reports.append(check_page(page, base_url, html_root, name, is_notebook, shot_dir))

@@ -1,5 +1,8 @@
 """Write the repository of ``_config.yml`` into every chapter's install cell.
 
+The cell is also tagged ``remove-cell``: it stays in the notebook (Colab runs it) but
+not in the HTML book, whose pages start with their title.
+
 The repository's URL and branch are set in one place, ``_config.yml``
 (``repository.url``, ``repository.branch``). Jupyter Book makes the launch buttons
 from it; the first code cell of each chapter has to name it literally (Colab runs the
@@ -22,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "_config.yml"
 BOOK = ROOT / "book"
 COLAB_MARKER = 'if "google.colab" in sys.modules:'
+# The install cell is for Colab: the HTML book leaves it out, so a page starts with its title.
+INSTALL_CELL_TAGS = ("remove-cell",)
 
 
 def repository(config_path=None) -> tuple:
@@ -51,6 +56,12 @@ def first_code_cell(notebook: dict) -> dict:
     return next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
 
 
+def is_up_to_date(cell: dict, expected: str) -> bool:
+    """The cell holds ``expected`` and carries every tag of ``INSTALL_CELL_TAGS``."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return "".join(cell["source"]).strip() == expected and all(tag in tags for tag in INSTALL_CELL_TAGS)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report chapters whose install cell differs")
@@ -60,7 +71,7 @@ def main(argv=None) -> int:
     for path in sorted(BOOK.glob("*.ipynb")):
         notebook = json.loads(path.read_text())
         cell = first_code_cell(notebook)
-        if "".join(cell["source"]).strip() == expected:
+        if is_up_to_date(cell, expected):
             continue
         differing.append(path.name)
         if not args.check:
@@ -68,6 +79,8 @@ def main(argv=None) -> int:
                 print(f"{path.name}: the first code cell is not an install cell; add one first.", file=sys.stderr)
                 return 2
             cell["source"] = expected.splitlines(keepends=True)
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            tags.extend(tag for tag in INSTALL_CELL_TAGS if tag not in tags)
             path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     verb = "differ from" if args.check else "rewritten for"
     print(f"{len(differing)} install cells {verb} {repository()[0]}@{repository()[1]}: {', '.join(differing) or '-'}")
