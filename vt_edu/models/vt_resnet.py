@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import keras
 
+from vt_edu.names import DEFAULT_NUM_TOKENS
 from vt_edu.models.resnet import RESNET18_BLOCKS, classifier_head, resnet_trunk
 
 TOKENIZER_CHOICES = ("recurrent", "filter", "pooling")
@@ -75,38 +76,35 @@ TRANSFORMER_NORMS = (None, "pre", "post")
 ATTENTION_INIT_SCALE = 0.1
 
 
-def _stabilise(layer):
-    """``init="stable"``: zero the residual branches' last matrices, shrink attention logits."""
+def stabilise(module) -> None:
+    """``init="stable"``: zero the residual branches' last matrices, shrink attention logits.
+
+    Args:
+        module: a built :class:`~vt_edu.layers.VTModule`; its parts are changed in place.
+    """
     from keras import ops
+
+    from vt_edu.layers import RecurrentTokenizer
 
     def scale(variable, factor):
         if variable is not None:
             variable.assign(ops.multiply(variable, factor))
 
-    kind = type(layer).__name__
-    if kind == "TokenTransformer":
-        scale(layer.f2, 0.0)
-        scale(layer.k, ATTENTION_INIT_SCALE)
-        scale(layer.q, ATTENTION_INIT_SCALE)
-    elif kind == "Projector":
-        scale(layer.w_v, 0.0)  # without W_V a projector cannot start as the identity
-        scale(layer.w_k, ATTENTION_INIT_SCALE)
-    elif kind == "RecurrentTokenizer":
-        scale(layer.w_tr, ATTENTION_INIT_SCALE)
-
-
-def _vt_layers():
-    # Imported lazily so that the rest of vt_edu.models works without vt_edu.layers.
-    from vt_edu import layers
-
-    return layers
+    scale(module.transformer.f2, 0.0)
+    scale(module.transformer.k, ATTENTION_INIT_SCALE)
+    scale(module.transformer.q, ATTENTION_INIT_SCALE)
+    if module.projector is not None:
+        scale(module.projector.w_v, 0.0)  # without W_V a projector cannot start as the identity
+        scale(module.projector.w_k, ATTENTION_INIT_SCALE)
+    if isinstance(module.tokenizer, RecurrentTokenizer):
+        scale(module.tokenizer.w_tr, ATTENTION_INIT_SCALE)
 
 
 def build_vt_resnet18(
     num_classes,
     input_shape,
     *,
-    num_tokens: int = 16,
+    num_tokens: int = DEFAULT_NUM_TOKENS,
     num_modules: int = 2,
     token_channels: int | None = None,
     tokenizer: str = "recurrent",
@@ -157,7 +155,8 @@ def build_vt_resnet18(
         raise ValueError(f"vt_resnet18: init must be one of {INITS}, got {init!r}.")
     if head_norm not in HEAD_NORMS:
         raise ValueError(f"vt_resnet18: head_norm must be one of {HEAD_NORMS}, got {head_norm!r}.")
-    L = _vt_layers()
+    from vt_edu.layers import VTModule  # lazily: the rest of vt_edu.models does not need it
+
     inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_trunk(
         inputs,
@@ -181,47 +180,28 @@ def build_vt_resnet18(
             f"vt_resnet18: num_heads={num_heads} does not divide token_channels={token_channels}."
         )
 
+    # Each VTModule wires its parts onto the symbolic stage-3 map, so the parts (not
+    # the module) are the model's layers: vt_m1_tokenizer, vt_m1_transformer, ...
     tokens = None
-    vt_layers = []
     for m in range(1, num_modules + 1):
-        prefix = f"vt_m{m}"
-        if tokenizer == "pooling":
-            tokens = L.PoolingTokenizer(num_tokens, name=f"{prefix}_tokenizer")(x)
-            vt_layers.append(None)
-            if use_value_projection:
-                # The same W_V (C, C_T) as the learned tokenizers, applied to the L
-                # pooled tokens, so the ablation changes only how A is made.
-                tokens = keras.layers.Dense(
-                    token_channels, use_bias=False, name=f"{prefix}_value"
-                )(tokens)
-        elif tokenizer == "recurrent" and m > 1:
-            layer = L.RecurrentTokenizer(
-                token_channels,
-                use_value_projection=use_value_projection,
-                name=f"{prefix}_tokenizer",
-            )
-            tokens = layer(x, tokens)
-            vt_layers.append(layer)
-        else:
-            tokens = L.FilterTokenizer(
-                num_tokens,
-                token_channels,
-                use_value_projection=use_value_projection,
-                name=f"{prefix}_tokenizer",
-            )(x)
-        layer = L.TokenTransformer(
-            num_heads, scale_attention=scale_attention, norm=transformer_norm, name=f"{prefix}_transformer"
+        # "recurrent" (the paper): a filter tokenizer first, recurrent ones after it.
+        kind = "filter" if tokenizer == "recurrent" and m == 1 else tokenizer
+        module = VTModule(
+            num_tokens,
+            tokenizer=kind,
+            token_channels=token_channels,
+            num_heads=num_heads,
+            scale_attention=scale_attention,
+            use_value_projection=use_value_projection,
+            transformer_value_projection=False,
+            norm=transformer_norm,
+            use_projector=use_projector and m < num_modules,
+            name=f"vt_m{m}",
         )
-        tokens = layer(tokens)
-        vt_layers.append(layer)
-        if use_projector and m < num_modules:
-            layer = L.Projector(use_value_projection=use_value_projection, name=f"{prefix}_projector")
-            x = layer(x, tokens)
-            vt_layers.append(layer)
-    if init == "stable":
-        for layer in vt_layers:
-            if layer is not None:
-                _stabilise(layer)
+        found = module.forward_features(x, tokens if kind == "recurrent" else None)
+        x, tokens = found["feature_map_out"], found["tokens_out"]
+        if init == "stable":
+            stabilise(module)
 
     pooled = keras.layers.GlobalAveragePooling1D(name="head_pool")(tokens)
     if head_norm == "layer":
