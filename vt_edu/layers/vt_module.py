@@ -124,6 +124,48 @@ class VTModule(keras.layers.Layer):
         self.transformer = None
         self.projector = None
 
+    @classmethod
+    def from_parts(cls, tokenizer, transformer, projector=None, value=None, name=None):
+        """A module around parts that already exist, e.g. those of a VT-ResNet.
+
+        ``build_vt_resnet18`` wires a module's parts into the model as layers of their
+        own; this gives them back their module, so that :meth:`forward_features` (and
+        its attention maps) runs on the model's own weights.
+
+        Args:
+            tokenizer: a built :class:`FilterTokenizer`, :class:`RecurrentTokenizer` or
+                :class:`PoolingTokenizer`.
+            transformer: a built :class:`TokenTransformer`.
+            projector: a built :class:`Projector`, or ``None``.
+            value: the pooling tokenizer's ``W_V`` (a ``Dense``), or ``None``.
+            name: the module's name.
+
+        Returns:
+            A built ``VTModule`` sharing those layers (and their weights).
+        """
+        kinds = ((FilterTokenizer, "filter"), (RecurrentTokenizer, "recurrent"), (PoolingTokenizer, "pooling"))
+        kind = next((k for layer_type, k in kinds if isinstance(tokenizer, layer_type)), None)
+        if kind is None or not isinstance(transformer, TokenTransformer):
+            raise ValueError(
+                f"VTModule.from_parts: expected a VT tokenizer and a TokenTransformer, got "
+                f"{type(tokenizer).__name__} and {type(transformer).__name__}."
+            )
+        module = cls(
+            num_tokens=getattr(tokenizer, "num_tokens", DEFAULT_NUM_TOKENS),
+            tokenizer=kind,
+            num_heads=transformer.num_heads,
+            scale_attention=transformer.scale_attention,
+            use_value_projection=value is not None or getattr(tokenizer, "w_v", None) is not None,
+            transformer_value_projection=transformer.w_v is not None,
+            norm=transformer.norm,
+            use_projector=projector is not None,
+            name=name,
+        )
+        module.tokenizer, module.value = tokenizer, value
+        module.transformer, module.projector = transformer, projector
+        module.built = True
+        return module
+
     @property
     def kernel_initializer(self):
         """The initializer of the projection matrices (a fresh object)."""
