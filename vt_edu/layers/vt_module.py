@@ -40,13 +40,16 @@ class VTModule(keras.layers.Layer):
         token_channels: ``C_T``; ``None`` means ``C``. Another width needs
             ``use_value_projection=True``.
         num_heads, scale_attention, norm: passed to :class:`TokenTransformer`.
-        use_value_projection: value projections ``W_V`` in the tokenizer and the
-            projector (the arXiv variant). With the pooling tokenizer, ``W_V`` is a
-            bias-free ``Dense(C_T)`` applied to the pooled tokens (sub-layer ``value``),
-            so the pooling ablation changes only how ``A`` is made.
+        use_value_projection: value projections ``W_V`` in the tokenizer (not
+            pooling, see below), the transformer and the projector (the arXiv variant).
+        tokenizer_value_projection: ``W_V`` ``(C, C_T)`` on the tokens; ``None`` means
+            ``use_value_projection`` for the filter and recurrent tokenizers and
+            ``False`` for pooling. ``True`` with pooling adds a bias-free ``Dense(C_T)``
+            on the pooled tokens (sub-layer ``value``), so the pooling ablation of
+            VT-ResNet changes only how ``A`` is made.
         transformer_value_projection: a ``(C_T, C_T)`` value matrix in the
-            transformer; ``None`` means the same as ``use_value_projection``.
-            VT-ResNet uses ``False``: Eq. 3 mixes the tokens themselves.
+            transformer; ``None`` means ``use_value_projection``. VT-ResNet uses
+            ``False``: Eq. 3 mixes the tokens themselves.
         use_projector: if ``False`` the feature map passes through unchanged and only
             the tokens are computed (e.g. the last module before a token classifier).
         kernel_initializer: initializer of every projection matrix.
@@ -87,6 +90,7 @@ class VTModule(keras.layers.Layer):
         norm=None,
         use_projector=True,
         kernel_initializer="glorot_uniform",
+        tokenizer_value_projection=None,
         transformer_value_projection=None,
         **kwargs,
     ):
@@ -105,6 +109,9 @@ class VTModule(keras.layers.Layer):
         self.num_heads = num_heads
         self.scale_attention = bool(scale_attention)
         self.use_value_projection = bool(use_value_projection)
+        if tokenizer_value_projection is None:
+            tokenizer_value_projection = self.use_value_projection and tokenizer != "pooling"
+        self.tokenizer_value_projection = bool(tokenizer_value_projection)
         self.transformer_value_projection = (
             self.use_value_projection
             if transformer_value_projection is None
@@ -155,7 +162,8 @@ class VTModule(keras.layers.Layer):
             tokenizer=kind,
             num_heads=transformer.num_heads,
             scale_attention=transformer.scale_attention,
-            use_value_projection=value is not None or getattr(tokenizer, "w_v", None) is not None,
+            use_value_projection=projector is not None and projector.w_v is not None,
+            tokenizer_value_projection=value is not None or getattr(tokenizer, "w_v", None) is not None,
             transformer_value_projection=transformer.w_v is not None,
             norm=transformer.norm,
             use_projector=projector is not None,
@@ -194,20 +202,21 @@ class VTModule(keras.layers.Layer):
             kernel_initializer=self._initializer_spec,
             use_value_projection=self.use_value_projection,
         )
+        tokenizer_projection = {**projection, "use_value_projection": self.tokenizer_value_projection}
         if self.tokenizer_kind == "pooling":
             token_channels = self.token_channels or channels
-            if token_channels != channels and not self.use_value_projection:
+            if token_channels != channels and not self.tokenizer_value_projection:
                 raise ValueError(
                     f"VTModule: the pooling tokenizer keeps the {channels} channels of "
                     f"the feature map; token_channels={self.token_channels} needs "
-                    "use_value_projection=True (a learned W_V), or leave it None."
+                    "tokenizer_value_projection=True (a learned W_V), or leave it None."
                 )
             self.tokenizer = PoolingTokenizer(
                 self.num_tokens, name=f"{self.name}_tokenizer", dtype=self.dtype_policy
             )
             self.tokenizer.build(feature_map_shape)
             num_tokens = self.num_tokens
-            if self.use_value_projection:
+            if self.tokenizer_value_projection:
                 self.value = keras.layers.Dense(
                     token_channels,
                     use_bias=False,
@@ -218,14 +227,14 @@ class VTModule(keras.layers.Layer):
                 self.value.build((batch, num_tokens, channels))
         elif self.tokenizer_kind == "recurrent":
             self.tokenizer = RecurrentTokenizer(
-                self.token_channels, name=f"{self.name}_tokenizer", **projection
+                self.token_channels, name=f"{self.name}_tokenizer", **tokenizer_projection
             )
             self.tokenizer.build(feature_map_shape, tokens_shape)
             num_tokens = tokens_shape[1]
             token_channels = self.token_channels or channels
         else:
             self.tokenizer = FilterTokenizer(
-                self.num_tokens, self.token_channels, name=f"{self.name}_tokenizer", **projection
+                self.num_tokens, self.token_channels, name=f"{self.name}_tokenizer", **tokenizer_projection
             )
             self.tokenizer.build(feature_map_shape)
             num_tokens = self.num_tokens
@@ -305,6 +314,7 @@ class VTModule(keras.layers.Layer):
             num_heads=self.num_heads,
             scale_attention=self.scale_attention,
             use_value_projection=self.use_value_projection,
+            tokenizer_value_projection=self.tokenizer_value_projection,
             transformer_value_projection=self.transformer_value_projection,
             norm=self.norm,
             use_projector=self.use_projector,
