@@ -584,3 +584,15 @@ def test_vt_module_from_parts_shares_the_layers():
     np.testing.assert_allclose(to_np(again(x)[1]), to_np(module(x)[1]), **TOL)
     with pytest.raises(ValueError, match="from_parts"):
         VTModule.from_parts(module.transformer, module.tokenizer)
+
+
+def test_vt_module_config_does_not_draw_random_numbers():
+    """Saving a model must not change what a seeded program draws next."""
+    import random
+
+    module = VTModule(4)
+    random.seed(0)
+    module.get_config()
+    after_config = random.random()
+    random.seed(0)
+    assert random.random() == after_config

@@ -318,6 +318,8 @@ class VTModule(keras.layers.Layer):
             transformer_value_projection=self.transformer_value_projection,
             norm=self.norm,
             use_projector=self.use_projector,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            # As given (a name or a serialized initializer): making the object to
+            # serialize it would draw a seed, so saving would change later draws.
+            kernel_initializer=self._initializer_spec,
         )
         return config
