@@ -1,4 +1,6 @@
-"""What a trained classifier and its tokens do, in NumPy: the numbers behind chapter 11.
+"""What a trained classifier and its tokens do, in NumPy: the numbers behind chapter 11,
+and the small checks the layer chapters share (:func:`relative_error`,
+:func:`attention_tolerance`; pictures are in :mod:`vt_edu.plots`).
 
 Everything here takes plain arrays (labels, logits, and the attention maps that
 :func:`vt_edu.models.attention.vt_resnet_attention` returns) and returns plain
