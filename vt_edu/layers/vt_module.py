@@ -291,9 +291,10 @@ class VTModule(keras.layers.Layer):
         if self.projector is None:
             found["feature_map_out"] = feature_map
         elif return_attention:
-            found["feature_map_out"], found["projector"] = self.projector(
+            feature_map_out, found["projector"] = self.projector(
                 feature_map, tokens_out, return_attention=True
             )
+            found["feature_map_out"] = feature_map_out
         else:
             found["feature_map_out"] = self.projector(feature_map, tokens_out)
         return found
