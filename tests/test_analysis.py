@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vt_edu.analysis import (
+    attention_tolerance,
     confusion_matrix,
     effective_count,
     focus_ranking,
@@ -13,6 +14,8 @@ from vt_edu.analysis import (
     neighbour_agreement,
     per_class_accuracy,
     pixel_assignment,
+    relative_error,
+    token_maps,
     top_confusions,
     upsample,
 )
@@ -104,3 +107,38 @@ def test_neighbour_agreement_counts_equal_adjacent_pairs():
     assert neighbour_agreement(one_label) == 1.0
     stripes = np.array([[[0, 1, 0], [0, 1, 0]]])  # 3 vertical pairs agree, 0 of 4 horizontal ones
     assert neighbour_agreement(stripes) == pytest.approx(3 / 7)
+
+
+def test_token_maps_turns_columns_into_row_major_maps():
+    attention = np.arange(12).reshape(6, 2)  # H*W = 2x3 pixels, L = 2 tokens
+    maps = token_maps(attention, 2, 3)
+    assert maps.shape == (2, 2, 3)
+    assert maps[1].tolist() == [[1, 3, 5], [7, 9, 11]]  # column 1, pixel p at (p // 3, p % 3)
+    assert token_maps(attention[None], 2, 3).shape == (1, 2, 2, 3)
+
+
+def test_relative_error_and_attention_tolerance():
+    assert relative_error([1.0, 2.5], [1.0, 2.0]) == 0.25
+    assert attention_tolerance(np.array([3.0, -40.0])) == pytest.approx(4e-5)
+    assert attention_tolerance(np.array([0.1])) == 1e-5
+
+
+def test_attention_grid_draws_one_tile_per_token(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vt_edu.plots import attention_grid, heat
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    images = np.full((2, 8, 8, 3), 255.0)
+    attention = np.full((2, 4, 3), 0.25)  # 2x2 maps, 3 tokens
+    attention_grid(images, attention, ["a", "b"], "title", scale="map")
+    canvas = shown[0].axes[0].images[0].get_array()
+    assert canvas.shape == (2 * 10 - 2, 4 * 10 - 2, 3)  # 2 rows, image + 3 maps, gap 2
+    # A white image under a full-weight map: 0.35 grey + 0.65 of the colour map's top.
+    top = np.array(plt.get_cmap("inferno")(1.0)[:3])
+    np.testing.assert_allclose(heat(images[0], np.ones((8, 8)), 1.0)[0, 0], 0.35 + 0.65 * top)
+    plt.close("all")

@@ -69,9 +69,7 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
     )
 
     # Run as `python tests/test_backends.py`, so tests/ is on the path.
-    from layer_helpers import randn, randomize, to_np
-
-    tol = dict(rtol=1e-5, atol=1e-5)
+    from layer_helpers import TOL, assert_distribution, flat, randn, randomize, reference_transformer, to_np, w
     checks = {}
 
     def check(fn):
@@ -82,37 +80,13 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
             checks[fn.__name__] = traceback.format_exc(limit=6)
         return fn
 
-    def w(v):
-        return None if v is None else to_np(v)
-
     def built(layer, *inputs):
         layer(*inputs)
         randomize(layer)
         return layer
 
     def close(actual, expected):
-        np.testing.assert_allclose(to_np(actual), expected, **tol)
-
-    def sums_to_one(attention, axis):
-        a = to_np(attention)
-        assert (a >= 0).all()
-        np.testing.assert_allclose(a.sum(axis=axis), 1.0, **tol)
-
-    def flat(x):
-        return x.reshape(x.shape[0], -1, x.shape[-1]).astype(np.float64)
-
-    def ref_transformer(layer, tokens):
-        norms = {}
-        if layer.norm:
-            norms = {
-                n: (w(getattr(layer, n).gamma), w(getattr(layer, n).beta))
-                for n in ("norm1", "norm2")
-            }
-        return ref.transformer(
-            tokens.astype(np.float64), w(layer.k), w(layer.q), w(layer.f1), w(layer.f2),
-            W_V=w(layer.w_v), num_heads=layer.num_heads, scale=layer.scale_attention,
-            norm=layer.norm, **norms,
-        )  # fmt: skip
+        np.testing.assert_allclose(to_np(actual), expected, **TOL)
 
     def grads(layer, *inputs):
         """Backend autodiff of <outputs, R> with respect to every trainable weight."""
@@ -163,7 +137,7 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
             T, A = ref.filter_tokenizer(flat(x), w(layer.w_a), w(layer.w_v))
             close(tokens, T)
             close(attention, A)
-            sums_to_one(attention, 1)
+            assert_distribution(attention, 1)
             grads(layer, x)
 
     @check
@@ -173,7 +147,7 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
         T, A = ref.recurrent_tokenizer(flat(x), t_in, w(layer.w_tr))
         close(tokens, T)
         close(attention, A)
-        sums_to_one(attention, 1)
+        assert_distribution(attention, 1)
         grads(layer, x, t_in)
 
     @check
@@ -190,10 +164,10 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
         for options in variants:
             layer = built(TokenTransformer(**options), t_in)
             out, attention = layer(t_in, return_attention=True)
-            T_out, A = ref_transformer(layer, t_in)
+            T_out, A = reference_transformer(layer, t_in)
             close(out, T_out)
             close(attention, A)
-            sums_to_one(attention, -1)
+            assert_distribution(attention, -1)
             grads(layer, t_in)
 
     @check
@@ -205,7 +179,7 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
             X_out, A = ref.projector(flat(x), tokens, w(layer.w_q), w(layer.w_k), w(layer.w_v))
             close(out, X_out.reshape(x.shape))
             close(attention, A)
-            sums_to_one(attention, -1)
+            assert_distribution(attention, -1)
             grads(layer, x, tokens)
 
     @check
@@ -216,10 +190,10 @@ def _run_checks(expected_backend):  # noqa: C901 (a flat list of checks reads be
         x1, t1 = first(x)
         x2, t2 = second(x1, t1)
         T, _ = ref.filter_tokenizer(flat(x), w(first.tokenizer.w_a))
-        T, _ = ref_transformer(first.transformer, T)
+        T, _ = reference_transformer(first.transformer, T)
         X1, _ = ref.projector(flat(x), T, w(first.projector.w_q), w(first.projector.w_k))
         T2, _ = ref.recurrent_tokenizer(X1, T, w(second.tokenizer.w_tr))
-        T2, _ = ref_transformer(second.transformer, T2)
+        T2, _ = reference_transformer(second.transformer, T2)
         X2, _ = ref.projector(X1, T2, w(second.projector.w_q), w(second.projector.w_k))
         close(t2, T2)
         close(x2, X2.reshape(x.shape))

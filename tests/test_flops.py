@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import pytest
 
@@ -11,6 +13,7 @@ from vt_edu.flops import (
     count_macs,
     filter_tokenizer_macs,
     format_table,
+    pooling_tokenizer_macs,
     projector_macs,
     transformer_macs,
     vt_stage_counts,
@@ -174,3 +177,27 @@ def test_the_largest_accepted_sizes_are_counted(capsys):
     assert main(["flops", "--model", "resnet18", "--width", "0.125", "--input-size", str(size),
                  "--classes", str(classes)]) == 0
     assert f"input {size}x{size}x3" in capsys.readouterr().out
+
+
+def test_a_subclass_of_a_vt_layer_is_counted_by_its_parents_rule():
+    class WideTransformer(vt.TokenTransformer):
+        pass
+
+    tokens = keras.Input((4, 6))
+    model = keras.Model(tokens, WideTransformer(name="tr")(tokens))
+    assert _macs(model)["tr"] == transformer_macs(4, 6)
+
+
+def test_pooling_vt_module_with_value_projection_is_the_sum_of_its_parts():
+    fmap = keras.Input((4, 4, 5))
+    x, t = vt.VTModule(4, tokenizer="pooling", token_channels=6, tokenizer_value_projection=True,
+                       use_projector=False, name="m")(fmap)
+    model = keras.Model(fmap, t)
+    expected = pooling_tokenizer_macs(16, 5, 4) + 4 * 5 * 6 + transformer_macs(4, 6)
+    assert _macs(model)["m"] == expected
+    assert count_macs(model).total_params == model.count_params()
+
+
+def test_the_mac_counter_uses_public_keras_api_and_types():
+    source = (Path(__file__).parents[1] / "vt_edu" / "flops.py").read_text()
+    assert "_inbound_nodes" not in source and "_kind(layer) ==" not in source and "kind ==" not in source

@@ -25,23 +25,7 @@ from vt_edu.layers import (
     VTModule,
 )
 
-from layer_helpers import randn, randomize, to_np
-
-TOL = dict(rtol=1e-5, atol=1e-5)
-
-
-def w(variable):
-    return None if variable is None else to_np(variable)
-
-
-def assert_distribution(attention, axis):
-    a = to_np(attention)
-    assert (a >= 0).all()
-    np.testing.assert_allclose(a.sum(axis=axis), 1.0, **TOL)
-
-
-def flat(x):
-    return x.reshape(x.shape[0], -1, x.shape[-1]).astype(np.float64)
+from layer_helpers import TOL, assert_distribution, flat, randn, randomize, reference_transformer, to_np, w
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -113,20 +97,6 @@ TRANSFORMER_VARIANTS = [
     dict(norm="post"),
     dict(num_heads=2, scale_attention=True, use_value_projection=True, norm="pre"),
 ]
-
-
-def reference_transformer(layer, tokens):
-    norms = {}
-    if layer.norm is not None:
-        norms = dict(
-            norm1=(w(layer.norm1.gamma), w(layer.norm1.beta)),
-            norm2=(w(layer.norm2.gamma), w(layer.norm2.beta)),
-        )
-    return ref.transformer(
-        np.asarray(tokens, np.float64), w(layer.k), w(layer.q), w(layer.f1), w(layer.f2),
-        W_V=w(layer.w_v), num_heads=layer.num_heads, scale=layer.scale_attention,
-        norm=layer.norm, **norms,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize("options", TRANSFORMER_VARIANTS, ids=str)
@@ -539,3 +509,90 @@ def test_weights_of_one_layer_start_independent(seed):
         again = TokenTransformer(kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
         again.build((None, 16, 32))
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(again.k), keras.ops.convert_to_numpy(transformer.k))
+
+
+# --------------------------------------------------------------------------- one VT module wiring
+
+
+def test_vt_module_pooling_value_projection_changes_the_token_width():
+    x = randn(2, 4, 8, 6)
+    module = VTModule(4, tokenizer="pooling", token_channels=10, tokenizer_value_projection=True, use_projector=False)
+    module(x)
+    randomize(module, seed=3)
+    found = module.forward_features(x, return_attention=True)
+    pooled, _ = ref.pooling_tokenizer(flat(x), 4, 8, 4)
+    np.testing.assert_allclose(to_np(found["tokens"]), pooled @ w(module.value.kernel), **TOL)
+    assert module.value.kernel.shape == (6, 10) and found["tokens_out"].shape == (2, 4, 10)
+    # use_value_projection alone leaves pooling without W_V (the tokenizer has none).
+    assert VTModule(4, tokenizer="pooling", use_value_projection=True).tokenizer_value_projection is False
+
+
+def test_vt_module_value_projections_are_set_per_part():
+    module = VTModule(4, token_channels=10, use_value_projection=True, transformer_value_projection=False)
+    x_out, tokens = module(randn(2, 4, 4, 6))
+    assert x_out.shape == (2, 4, 4, 6) and tokens.shape == (2, 4, 10)
+    assert module.tokenizer.w_v is not None and module.projector.w_v is not None
+    assert module.transformer.w_v is None
+
+
+def test_vt_module_forward_features_is_what_call_returns():
+    x = randn(2, 4, 8, 6)
+    module = VTModule(4, num_heads=2)
+    x_out, t_out, attention = module(x, return_attention=True)
+    found = module.forward_features(x, return_attention=True)
+    np.testing.assert_allclose(to_np(found["feature_map_out"]), to_np(x_out), **TOL)
+    np.testing.assert_allclose(to_np(found["tokens_out"]), to_np(t_out), **TOL)
+    for key in attention:
+        np.testing.assert_allclose(to_np(found[key]), to_np(attention[key]), **TOL)
+    # "tokens" is the tokenizer's output, before the transformer.
+    tokens, _ = module.tokenizer(x, return_attention=True)
+    np.testing.assert_allclose(to_np(found["tokens"]), to_np(tokens), **TOL)
+    assert module.tokenizer.name == f"{module.name}_tokenizer"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(tokenizer="pooling", token_channels=10, tokenizer_value_projection=True, use_projector=False),
+        dict(token_channels=8, use_value_projection=True, transformer_value_projection=False, num_heads=2),
+    ],
+    ids=["pooling-value", "value-but-not-in-transformer"],
+)
+def test_vt_module_config_and_keras_file_round_trip(options, tmp_path):
+    module = VTModule(4, name="m1", **options)
+    clone = VTModule.from_config(module.get_config())
+    assert clone.get_config() == module.get_config()
+    inputs = keras.Input((4, 8, 6))
+    first = VTModule(4, name="m1", **options)
+    x, t = first(inputs)
+    x, t = VTModule(4, tokenizer="recurrent", num_heads=2, name="m2")(x, t)
+    model = keras.Model(inputs, [x, t])
+    data = randn(2, 4, 8, 6, seed=5)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    for a, b in zip(model.predict(data, verbose=0), reloaded.predict(data, verbose=0)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert reloaded.get_layer("m1").get_config() == first.get_config()
+
+
+def test_vt_module_from_parts_shares_the_layers():
+    x = randn(2, 4, 8, 6)
+    module = VTModule(4)
+    module(x)
+    again = VTModule.from_parts(module.tokenizer, module.transformer, module.projector)
+    assert again.tokenizer is module.tokenizer and again.projector is module.projector
+    np.testing.assert_allclose(to_np(again(x)[1]), to_np(module(x)[1]), **TOL)
+    with pytest.raises(ValueError, match="from_parts"):
+        VTModule.from_parts(module.transformer, module.tokenizer)
+
+
+def test_vt_module_config_does_not_draw_random_numbers():
+    """Saving a model must not change what a seeded program draws next."""
+    import random
+
+    module = VTModule(4)
+    random.seed(0)
+    module.get_config()
+    after_config = random.random()
+    random.seed(0)
+    assert random.random() == after_config

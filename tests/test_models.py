@@ -170,3 +170,62 @@ def test_bad_names_and_options_fail_with_the_valid_choices():
     with pytest.raises(ModelConfigError, match="num_classes"):
         create_model("cnn", num_classes=1)
     assert model_options("vt_resnet18")["num_tokens"] == 16
+
+
+def test_vocabularies_are_defined_once_and_import_without_keras():
+    from vt_edu import names
+    from vt_edu.data import loader
+    from vt_edu.layers import VTModule
+    from vt_edu.models import MODELS
+
+    assert tuple(MODELS) == names.MODEL_NAMES
+    assert loader.DATASETS is names.DATASETS
+    assert model_options("vt_resnet18")["num_tokens"] == names.DEFAULT_NUM_TOKENS
+    assert VTModule().num_tokens == names.DEFAULT_NUM_TOKENS
+    code = "import sys, vt_edu.names; sys.exit('keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    with pytest.raises(ModelConfigError, match="num_tokens=0"):
+        create_model("vt_resnet18", num_tokens=0)
+
+
+def test_vt_resnet18_modules_are_vt_modules_sharing_the_models_layers():
+    from vt_edu.layers import VTModule
+    from vt_edu.models.attention import vt_modules
+
+    for options, kinds in ((dict(), ["filter", "recurrent"]), (dict(tokenizer="pooling", num_tokens=4), ["pooling"] * 2)):
+        model = create_model("vt_resnet18", width=0.125, **options)
+        modules = vt_modules(model)
+        assert all(isinstance(m, VTModule) for m in modules)
+        assert [m.tokenizer_kind for m in modules] == kinds
+        assert modules[0].tokenizer is model.get_layer("vt_m1_tokenizer")
+        assert modules[0].transformer.w_v is None  # no value matrix in the transformer
+        assert (modules[0].value is not None) == (options.get("tokenizer") == "pooling")
+        assert modules[-1].projector is None
+
+
+def test_the_demo_weights_keep_their_layout_and_predictions(tmp_path):
+    """The committed .weights.h5 is matched by layer path: the model must keep that layout."""
+    import h5py
+
+    from vt_edu import pretrained
+
+    weights = pretrained.WEIGHTS_DIR / f"{pretrained.NAME}.weights.h5"
+    model = create_model("vt_resnet18", num_classes=10, **pretrained.MODEL_OPTIONS)
+    fresh = tmp_path / "fresh.weights.h5"
+    model.save_weights(fresh)
+
+    def layout(path):
+        found = []
+        with h5py.File(path) as f:
+            f.visititems(lambda name, obj: found.append((name, getattr(obj, "shape", None))))
+        return found
+
+    assert layout(fresh) == layout(weights)
+    demo = pretrained.load_demo_model(train_if_missing=False)
+    images = np.random.default_rng(1).uniform(size=(2, 32, 32, 3)).astype("float32")
+    logits = np.asarray(demo.model((images - demo.mean) / demo.std, training=False))
+    expected = [  # computed with the functional wiring before VTModule built the model
+        [-0.9059, -0.2131, -0.274, -0.1759, -0.9332, -1.6202, 3.5949, -1.0156, -0.4544, 0.9321],
+        [-0.5716, -0.7802, 1.1236, 0.1543, 0.0917, -2.5393, 2.4983, -0.9437, -0.1695, 0.3135],
+    ]
+    np.testing.assert_allclose(logits, expected, atol=2e-4)

@@ -1,4 +1,6 @@
-"""What a trained classifier and its tokens do, in NumPy: the numbers behind chapter 11.
+"""What a trained classifier and its tokens do, in NumPy: the numbers behind chapter 11,
+and the small checks the layer chapters share (:func:`relative_error`,
+:func:`attention_tolerance`; pictures are in :mod:`vt_edu.plots`).
 
 Everything here takes plain arrays (labels, logits, and the attention maps that
 :func:`vt_edu.models.attention.vt_resnet_attention` returns) and returns plain
@@ -19,6 +21,7 @@ import numpy as np
 from vt_edu.reference import softmax
 
 __all__ = [
+    "attention_tolerance",
     "confusion_matrix",
     "effective_count",
     "focus_ranking",
@@ -26,6 +29,8 @@ __all__ = [
     "neighbour_agreement",
     "per_class_accuracy",
     "pixel_assignment",
+    "relative_error",
+    "token_maps",
     "top_confusions",
     "upsample",
 ]
@@ -148,3 +153,27 @@ def upsample(maps, factor: int = 4) -> np.ndarray:
     stage-3 maps → the 32x32 CIFAR image)."""
     maps = np.asarray(maps)
     return np.repeat(np.repeat(maps, factor, axis=-2), factor, axis=-1)
+
+
+def token_maps(attention, height: int, width: int) -> np.ndarray:
+    """A tokenizer's or projector's ``(..., H*W, L)`` attention as ``(..., L, H, W)``
+    maps, one per token (pixels in row-major order, as the layers flatten them)."""
+    attention = np.asarray(attention)
+    maps = np.swapaxes(attention, -1, -2)
+    return maps.reshape(*maps.shape[:-1], height, width)
+
+
+def relative_error(a, b) -> float:
+    """Largest absolute difference of ``a`` and ``b``, relative to the largest entry of ``b``."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def attention_tolerance(logits) -> float:
+    """How far float32 attention weights may be from float64 ones.
+
+    float32 keeps about 7 significant digits, so a logit of size s carries a rounding
+    error of about 1e-7 * s; a softmax passes an error of δ in its logits through as at
+    most δ/2 in its weights. We allow 1e-6 times the largest logit (and at least 1e-5).
+    """
+    return max(1e-5, 1e-6 * float(np.abs(logits).max()))

@@ -273,20 +273,19 @@ def _shape(t):
 
 
 def _call_shapes(layer):
-    """Shapes of the positional+keyword tensor arguments and of the outputs of the
-    layer's first call in the functional graph."""
-    nodes = getattr(layer, "_inbound_nodes", [])
-    if not nodes:
-        raise ValueError(f"layer {layer.name!r} was never called; count a built functional model.")
-    node = nodes[0]
+    """Shapes of the tensor arguments (positional, then keyword) and of the outputs of
+    the layer's first call in the functional graph (``layer.input``/``layer.output``)."""
     import keras
+
+    try:
+        inputs, outputs = layer.input, layer.output
+    except (AttributeError, ValueError):  # Keras: "has never been called"
+        raise ValueError(f"layer {layer.name!r} was never called; count a built functional model.") from None
 
     def tensors(structure):
         return [_shape(t) for t in keras.tree.flatten(structure) if hasattr(t, "shape") and hasattr(t, "dtype")]
 
-    inputs = tensors(node.arguments.args) + tensors(node.arguments.kwargs)
-    outputs = tensors(node.outputs)
-    return inputs, outputs
+    return tensors(inputs), tensors(outputs)
 
 
 def _prod(values) -> int:
@@ -298,36 +297,37 @@ def _size(variable) -> int:
 
 
 def _kind(layer) -> str:
+    """The layer's class name, shown in the table (never used to choose a MAC rule)."""
     return type(layer).__name__
 
 
 def _vt_counts(layer, inputs, outputs):
-    """MACs and a note for the VT layers (recognised by class name so that this module
-    does not import :mod:`vt_edu.layers`)."""
-    kind = _kind(layer)
-    if kind in ("FilterTokenizer", "RecurrentTokenizer", "PoolingTokenizer"):
+    """MACs and a note for the VT layers, or ``None`` for other layers."""
+    from vt_edu import layers as vt  # lazily, as keras: `vt_edu.flops` imports without them
+
+    if isinstance(layer, (vt.FilterTokenizer, vt.RecurrentTokenizer, vt.PoolingTokenizer)):
         _, h, w, c = inputs[0]
         _, l, c_t = outputs[0]
         hw = h * w
         w_v = getattr(layer, "w_v", None)
-        if kind == "FilterTokenizer":
+        if isinstance(layer, vt.FilterTokenizer):
             return filter_tokenizer_macs(hw, c, l, c_t if w_v is not None else None), "HW·C·L + HW·L·C [+ L·C·C_T]"
-        if kind == "RecurrentTokenizer":
+        if isinstance(layer, vt.RecurrentTokenizer):
             c_t_in = inputs[1][-1]
             macs = recurrent_tokenizer_macs(hw, c, l, c_t_in, c_t if w_v is not None else None)
             return macs, "L·C_T·C + HW·C·L + HW·L·C [+ L·C·C_T]"
         return pooling_tokenizer_macs(hw, c, l), "fixed A as a dense HW·L·C product"
-    if kind == "TokenTransformer":
+    if isinstance(layer, vt.TokenTransformer):
         _, l, c_t = inputs[0]
         return transformer_macs(l, c_t, getattr(layer, "w_v", None) is not None), "4·L·C_T² + 2·L²·C_T"
-    if kind == "Projector":
+    if isinstance(layer, vt.Projector):
         _, h, w, c = inputs[0]
         _, l, c_t = inputs[1]
         return (
             projector_macs(h * w, c, l, c_t, getattr(layer, "w_v", None) is not None),
             "HW·C² + L·C_T·C + 2·HW·L·C [+ L·C_T·C]",
         )
-    if kind == "VTModule":
+    if isinstance(layer, vt.VTModule):
         fmap = inputs[0]
         _, h, w, c = fmap
         _, tokens_out = outputs
@@ -337,14 +337,14 @@ def _vt_counts(layer, inputs, outputs):
         tok_in = [fmap] + ([inputs[1]] if len(inputs) > 1 else [])
         macs, _ = _vt_counts(tok, tok_in, [tok_out])
         macs += _vt_counts(layer.transformer, [tokens_out], [tokens_out])[0]
+        if layer.value is not None:  # the pooling tokenizer's W_V: L·C·C_T
+            macs += l * c * layer.value.units
         if layer.projector is not None:
             macs += _vt_counts(layer.projector, [fmap, tokens_out], [fmap])[0]
         return macs, "tokenizer + transformer + projector"
     return None
 
 
-#: Layers whose weights are only added or concatenated (no multiplications).
-_ADDITIVE_KINDS = {"ClassToken", "PositionEmbedding", "Embedding"}
 
 
 def _layer_macs(layer, inputs, outputs):
@@ -386,7 +386,10 @@ def _layer_macs(layer, inputs, outputs):
         return macs, "QKV/out projections + 2·N²·D"
     if isinstance(layer, (L.BatchNormalization, L.LayerNormalization)):
         return 0, "not counted (normalisation)"
-    if _kind(layer) in _ADDITIVE_KINDS:
+    from vt_edu.models.blocks import ClassToken, PositionEmbedding
+
+    # Weights that are only added or concatenated (no multiplications).
+    if isinstance(layer, (ClassToken, PositionEmbedding, L.Embedding)):
         return 0, "additions only"
     if layer.weights and any(len(v.shape) >= 2 for v in layer.trainable_weights):
         # A weight matrix we have no rule for: say so instead of silently counting 0.
@@ -405,9 +408,11 @@ def count_macs(model) -> MacTable:
         A :class:`MacTable`; ``table.total_macs``, ``table.stages()``,
         ``table.format_table()``. ``table.total_params == model.count_params()``.
     """
+    import keras
+
     rows = []
     for layer in model.layers:
-        if _kind(layer) == "InputLayer":
+        if isinstance(layer, keras.layers.InputLayer):
             continue
         inputs, outputs = _call_shapes(layer)
         macs, note = _layer_macs(layer, inputs, outputs)

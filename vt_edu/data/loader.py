@@ -10,8 +10,7 @@ import numpy as np
 from vt_edu.data import cache, cifar_pickle, image_folder, sources, trees
 from vt_edu.data.errors import LayoutError
 from vt_edu.data.names import DISPLAY_NAMES, official_class_names
-
-DATASETS = ("cifar10", "cifar100")
+from vt_edu.names import DATASETS
 LABEL_MODES = ("fine", "coarse")
 
 

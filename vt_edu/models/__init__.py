@@ -5,8 +5,9 @@ See :mod:`vt_edu.models.registry` for the names and options, and the modules
 :mod:`~vt_edu.models.vt_resnet` and :mod:`~vt_edu.models.vit` for each architecture.
 """
 
-# A saved vt_resnet18 names the VT layers: importing them here registers them, so
-# `import vt_edu.models` is all keras.models.load_model needs, even before any model is built.
+# A saved vt_resnet18 names the VT layers (vt_edu.models.vt_resnet imports them too):
+# importing them here registers them, so `import vt_edu.models` is all
+# keras.models.load_model needs, even before any model is built.
 import vt_edu.layers  # noqa: F401
 from vt_edu.models.blocks import ClassToken, PositionEmbedding, StochasticDepth, TokenPool
 from vt_edu.models.registry import (

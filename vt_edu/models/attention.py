@@ -1,36 +1,50 @@
 """Every attention map of a VT-ResNet, for the chapters' pictures.
 
-:func:`vt_resnet_attention` re-runs the VT part of a model built by
-``create_model("vt_resnet18", ...)`` layer by layer, asking each layer for its attention
-(``return_attention=True``). The layers are the model's own, so there is no second copy
-of the maths: only the wiring of :mod:`vt_edu.models.vt_resnet` is followed here, by the
-layer names it gives (``vt_m{i}_tokenizer``, ``vt_m{i}_value``, ``vt_m{i}_transformer``,
-``vt_m{i}_projector``). The tests check that the walk ends at the model's own logits.
+:func:`vt_resnet_attention` gives each VT module of a model built by
+``create_model("vt_resnet18", ...)`` back its :class:`~vt_edu.layers.VTModule`
+(:meth:`~vt_edu.layers.VTModule.from_parts`, sharing the model's layers and weights) and
+runs :meth:`~vt_edu.layers.VTModule.forward_features` with ``return_attention=True``:
+the wiring is the module's own, the same that built the model, so there is no second
+copy of it here. The parts are recognised by their types, in the order of
+``model.layers``; the tests check that the run ends at the model's own logits.
 """
 
 from __future__ import annotations
 
-import re
-
 import keras
 import numpy as np
 
-from vt_edu.layers import RecurrentTokenizer
+from vt_edu.layers import FilterTokenizer, PoolingTokenizer, Projector, RecurrentTokenizer, TokenTransformer, VTModule
+
+_TOKENIZERS = (FilterTokenizer, RecurrentTokenizer, PoolingTokenizer)
 
 
-def _module_count(model) -> int:
-    found = [re.fullmatch(r"vt_m(\d+)_tokenizer", layer.name) for layer in model.layers]
-    count = max((int(m.group(1)) for m in found if m), default=0)
-    if count == 0:
-        raise ValueError(f"model {model.name!r} has no VT modules (no layer named vt_m1_tokenizer)")
-    return count
+def vt_modules(model) -> list:
+    """The VT modules of a VT-ResNet, in the order they run.
 
+    Args:
+        model: a model from ``create_model("vt_resnet18", ...)``.
 
-def _optional_layer(model, name):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        return None
+    Returns:
+        A list of built :class:`~vt_edu.layers.VTModule`, one per module, sharing the
+        model's layers.
+
+    Raises:
+        ValueError: the model has no VT tokenizer.
+    """
+    groups = []
+    for layer in model.layers:
+        if isinstance(layer, _TOKENIZERS):
+            groups.append({"tokenizer": layer})
+        elif groups and isinstance(layer, TokenTransformer) and "transformer" not in groups[-1]:
+            groups[-1]["transformer"] = layer
+        elif groups and isinstance(layer, Projector) and "transformer" in groups[-1]:
+            groups[-1]["projector"] = layer
+        elif groups and isinstance(layer, keras.layers.Dense) and "transformer" not in groups[-1]:
+            groups[-1]["value"] = layer  # the pooling ablation's W_V
+    if not groups:
+        raise ValueError(f"model {model.name!r} has no VT modules (no VT tokenizer among its layers)")
+    return [VTModule.from_parts(name=f"vt_m{i}", **parts) for i, parts in enumerate(groups, start=1)]
 
 
 def vt_resnet_attention(model, images, batch_size: int = 64) -> dict:
@@ -53,44 +67,33 @@ def vt_resnet_attention(model, images, batch_size: int = 64) -> dict:
           ``"feature_map_out"`` ``(B, h, w, C)``.
         * ``"logits"``: ``(B, classes)``, the model's output.
     """
-    num_modules = _module_count(model)
-    trunk = keras.Model(model.input, model.get_layer("vt_m1_tokenizer").input)
-    head = keras.Model(model.get_layer("head_pool").input, model.outputs)
+    modules = vt_modules(model)
+    trunk = keras.Model(model.input, modules[0].tokenizer.input)
+    head = keras.Model(modules[-1].transformer.output, model.outputs)
 
-    parts = [_walk(model, trunk, head, num_modules, images[i : i + batch_size])
-             for i in range(0, len(images), batch_size)]
-    modules = [
+    parts = [_run(modules, trunk, head, images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    per_module = [
         {key: np.concatenate([p["modules"][m][key] for p in parts]) for key in parts[0]["modules"][m]}
-        for m in range(num_modules)
+        for m in range(len(modules))
     ]
     return {
         "feature_map": np.concatenate([p["feature_map"] for p in parts]),
-        "modules": modules,
+        "modules": per_module,
         "logits": np.concatenate([p["logits"] for p in parts]),
     }
 
 
-def _walk(model, trunk, head, num_modules, images):
+def _run(modules, trunk, head, images):
     x = trunk(images, training=False)
     result = {"feature_map": keras.ops.convert_to_numpy(x), "modules": []}
     tokens = None
-    for m in range(1, num_modules + 1):
-        found = {}
-        tokenizer = model.get_layer(f"vt_m{m}_tokenizer")
-        if isinstance(tokenizer, RecurrentTokenizer):
-            tokens, found["tokenizer"] = tokenizer(x, tokens, return_attention=True)
-        else:
-            tokens, found["tokenizer"] = tokenizer(x, return_attention=True)
-        value = _optional_layer(model, f"vt_m{m}_value")  # the pooling ablation's W_V
-        if value is not None:
-            tokens = value(tokens)
-        found["tokens"] = tokens
-        tokens, found["transformer"] = model.get_layer(f"vt_m{m}_transformer")(tokens, return_attention=True)
-        found["tokens_out"] = tokens
-        projector = _optional_layer(model, f"vt_m{m}_projector")
-        if projector is not None:
-            x, found["projector"] = projector(x, tokens, return_attention=True)
-            found["feature_map_out"] = x
+    for module in modules:
+        found = module.forward_features(
+            x, tokens if module.tokenizer_kind == "recurrent" else None, return_attention=True
+        )
+        if module.projector is None:
+            del found["feature_map_out"]  # the map passes through unchanged
+        x, tokens = found.get("feature_map_out", x), found["tokens_out"]
         result["modules"].append({k: keras.ops.convert_to_numpy(v) for k, v in found.items()})
     result["logits"] = keras.ops.convert_to_numpy(head(tokens, training=False))
     return result

@@ -19,6 +19,7 @@ from vt_edu.models.cnn import build_cnn
 from vt_edu.models.resnet import STEMS, build_resnet18
 from vt_edu.models.vit import build_vit
 from vt_edu.models.vt_resnet import TOKENIZER_CHOICES, build_vt_resnet18
+from vt_edu.names import check_num_tokens
 
 
 class ModelConfigError(ValueError):
@@ -47,6 +48,8 @@ _COMMON_HELP = {
     "stochastic_depth": "survival probability of the last residual block (linear decay), in (0, 1]; 1 = off",
 }
 
+#: The registry; its names are :data:`vt_edu.names.MODEL_NAMES` (a test keeps them equal),
+#: which the CLI reads without importing Keras.
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -154,7 +157,12 @@ def _check_options(name: str, options: dict) -> None:
             bad(option, f"one of {', '.join(TOKENIZER_CHOICES)}")
         elif option == "pool" and value not in ("cls", "mean"):
             bad(option, "'cls' or 'mean'")
-        elif option in ("num_tokens", "num_modules", "num_heads", "patch_size", "dim", "depth", "mlp_dim"):
+        elif option == "num_tokens":
+            try:
+                check_num_tokens(value, name)
+            except ValueError:
+                bad(option, "a positive integer")
+        elif option in ("num_modules", "num_heads", "patch_size", "dim", "depth", "mlp_dim"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 bad(option, "a positive integer")
         elif option == "token_channels" and value is not None:

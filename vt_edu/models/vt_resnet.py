@@ -19,12 +19,10 @@ for the arithmetic):
   different from the feature width needs the arXiv *value projections*: the
   tokenizer computes ``T = Aᵀ X W_V`` with ``W_V`` ``(C, C_T)`` and the projector
   adds ``A T W_V`` with ``W_V`` ``(C_T, C)``.
-* **No value projection in the transformer** (Eq. 3 mixes the tokens themselves),
-  which is why the module is assembled here from :class:`~vt_edu.layers.FilterTokenizer`
-  / :class:`~vt_edu.layers.RecurrentTokenizer`, :class:`~vt_edu.layers.TokenTransformer`
-  and :class:`~vt_edu.layers.Projector` rather than with ``VTModule``, whose single
-  ``use_value_projection`` switch would also add a ``(C_T, C_T)`` value matrix to
-  the transformer (+1.05 M parameters and +16.8 M MACs per module).
+* **No value projection in the transformer** (Eq. 3 mixes the tokens themselves):
+  each module is a :class:`~vt_edu.layers.VTModule` with
+  ``transformer_value_projection=False``; a ``(C_T, C_T)`` value matrix would add
+  1.05 M parameters and 16.8 M MACs per module.
 * **Projectors only between modules.** The classifier reads the last module's tokens,
   so projecting them back into a feature map nobody reads would only cost
   HW·C² + 2·L·C_T·C + 2·HW·L·C MACs (22.8 M at 224) and 0.59 M parameters.
@@ -44,28 +42,34 @@ Trainability (our additions; the paper does not describe its initialisation):
 * ``head_norm="layer"`` (default): a LayerNorm on the averaged tokens before the
   classifier (2·C_T parameters, no MACs counted).
 
-Why: the VT stage has no normalisation, its token activations grow from module to
-module (std 0.6 → 4 at initialisation), and its unscaled attention logits saturate.
-With plain Glorot initialisation and no head norm, VT-ResNet-18 (width 1/8, 2,560
-CIFAR-10 images, batch 128) reached a NaN loss within the first epoch under SGD
-(lr 0.05 and 0.01, Nesterov) and its gradients into the CNN trunk were ~10x those of
-ResNet-18; with both defaults it trains without NaN under SGD and Adam (3 epochs,
-Adam 1e-3: 34 % vs 22 % with the paper's initialisation; ResNet-18 of the same width:
-48 %, ResNet stages 1-3 + pooling alone: 29 %).
+Why: the VT stage has no normalisation, so its token activations grow from module to
+module and its unscaled attention logits saturate; with the plain Glorot start and no
+head norm, SGD at the book's learning rates can reach a NaN loss in the first epoch,
+and the gradients into the CNN trunk are much larger than ResNet-18's. Both defaults
+keep the VT stage close to the identity at the start, so it trains under SGD and Adam;
+``head_norm=None, init="paper"`` is the paper's model.
 
 With these choices, at 224x224 and 1000 classes, VT-ResNet-18 has 1.577 G MACs
 (paper: 1.569 G) and 13.58 M parameters (paper: 11.7 M); the parameter gap is the
 transformer's key/query matrices, see :mod:`vt_edu.flops`.
 
 Layer names: ``stem_*``, ``stage1_*`` .. ``stage3_*``, ``vt_m{i}_tokenizer``,
-``vt_m{i}_transformer``, ``vt_m{i}_projector`` (stage ``vt``) and ``head_*``.
+``vt_m{i}_value`` (pooling only), ``vt_m{i}_transformer``, ``vt_m{i}_projector``
+(stage ``vt``) and ``head_*``. Module ``i`` is ``VTModule(name=f"vt_m{i}", ...)``
+applied with :meth:`~vt_edu.layers.VTModule.forward_features` to the symbolic feature
+map: its parts, not the module, are the model's layers, so the chapters reach them
+with ``model.get_layer("vt_m1_tokenizer")`` and ``.weights.h5`` files keep their layout.
+:func:`vt_edu.models.attention.vt_modules` gives the modules back.
 """
 
 from __future__ import annotations
 
 import keras
+from keras import ops
 
+from vt_edu.layers import RecurrentTokenizer, VTModule
 from vt_edu.models.resnet import RESNET18_BLOCKS, classifier_head, resnet_trunk
+from vt_edu.names import DEFAULT_NUM_TOKENS
 
 TOKENIZER_CHOICES = ("recurrent", "filter", "pooling")
 INITS = ("stable", "paper")
@@ -75,38 +79,32 @@ TRANSFORMER_NORMS = (None, "pre", "post")
 ATTENTION_INIT_SCALE = 0.1
 
 
-def _stabilise(layer):
-    """``init="stable"``: zero the residual branches' last matrices, shrink attention logits."""
-    from keras import ops
+def stabilise(module) -> None:
+    """``init="stable"``: zero the residual branches' last matrices, shrink attention logits.
+
+    Args:
+        module: a built :class:`~vt_edu.layers.VTModule`; its parts are changed in place.
+    """
 
     def scale(variable, factor):
         if variable is not None:
             variable.assign(ops.multiply(variable, factor))
 
-    kind = type(layer).__name__
-    if kind == "TokenTransformer":
-        scale(layer.f2, 0.0)
-        scale(layer.k, ATTENTION_INIT_SCALE)
-        scale(layer.q, ATTENTION_INIT_SCALE)
-    elif kind == "Projector":
-        scale(layer.w_v, 0.0)  # without W_V a projector cannot start as the identity
-        scale(layer.w_k, ATTENTION_INIT_SCALE)
-    elif kind == "RecurrentTokenizer":
-        scale(layer.w_tr, ATTENTION_INIT_SCALE)
-
-
-def _vt_layers():
-    # Imported lazily so that the rest of vt_edu.models works without vt_edu.layers.
-    from vt_edu import layers
-
-    return layers
+    scale(module.transformer.f2, 0.0)
+    scale(module.transformer.k, ATTENTION_INIT_SCALE)
+    scale(module.transformer.q, ATTENTION_INIT_SCALE)
+    if module.projector is not None:
+        scale(module.projector.w_v, 0.0)  # without W_V a projector cannot start as the identity
+        scale(module.projector.w_k, ATTENTION_INIT_SCALE)
+    if isinstance(module.tokenizer, RecurrentTokenizer):
+        scale(module.tokenizer.w_tr, ATTENTION_INIT_SCALE)
 
 
 def build_vt_resnet18(
     num_classes,
     input_shape,
     *,
-    num_tokens: int = 16,
+    num_tokens: int = DEFAULT_NUM_TOKENS,
     num_modules: int = 2,
     token_channels: int | None = None,
     tokenizer: str = "recurrent",
@@ -157,7 +155,6 @@ def build_vt_resnet18(
         raise ValueError(f"vt_resnet18: init must be one of {INITS}, got {init!r}.")
     if head_norm not in HEAD_NORMS:
         raise ValueError(f"vt_resnet18: head_norm must be one of {HEAD_NORMS}, got {head_norm!r}.")
-    L = _vt_layers()
     inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_trunk(
         inputs,
@@ -181,47 +178,29 @@ def build_vt_resnet18(
             f"vt_resnet18: num_heads={num_heads} does not divide token_channels={token_channels}."
         )
 
+    # Each VTModule wires its parts onto the symbolic stage-3 map, so the parts (not
+    # the module) are the model's layers: vt_m1_tokenizer, vt_m1_transformer, ...
     tokens = None
-    vt_layers = []
     for m in range(1, num_modules + 1):
-        prefix = f"vt_m{m}"
-        if tokenizer == "pooling":
-            tokens = L.PoolingTokenizer(num_tokens, name=f"{prefix}_tokenizer")(x)
-            vt_layers.append(None)
-            if use_value_projection:
-                # The same W_V (C, C_T) as the learned tokenizers, applied to the L
-                # pooled tokens, so the ablation changes only how A is made.
-                tokens = keras.layers.Dense(
-                    token_channels, use_bias=False, name=f"{prefix}_value"
-                )(tokens)
-        elif tokenizer == "recurrent" and m > 1:
-            layer = L.RecurrentTokenizer(
-                token_channels,
-                use_value_projection=use_value_projection,
-                name=f"{prefix}_tokenizer",
-            )
-            tokens = layer(x, tokens)
-            vt_layers.append(layer)
-        else:
-            tokens = L.FilterTokenizer(
-                num_tokens,
-                token_channels,
-                use_value_projection=use_value_projection,
-                name=f"{prefix}_tokenizer",
-            )(x)
-        layer = L.TokenTransformer(
-            num_heads, scale_attention=scale_attention, norm=transformer_norm, name=f"{prefix}_transformer"
+        # "recurrent" (the paper): a filter tokenizer first, recurrent ones after it.
+        kind = "filter" if tokenizer == "recurrent" and m == 1 else tokenizer
+        module = VTModule(
+            num_tokens,
+            tokenizer=kind,
+            token_channels=token_channels,
+            num_heads=num_heads,
+            scale_attention=scale_attention,
+            use_value_projection=use_value_projection,
+            tokenizer_value_projection=use_value_projection,
+            transformer_value_projection=False,
+            norm=transformer_norm,
+            use_projector=use_projector and m < num_modules,
+            name=f"vt_m{m}",
         )
-        tokens = layer(tokens)
-        vt_layers.append(layer)
-        if use_projector and m < num_modules:
-            layer = L.Projector(use_value_projection=use_value_projection, name=f"{prefix}_projector")
-            x = layer(x, tokens)
-            vt_layers.append(layer)
-    if init == "stable":
-        for layer in vt_layers:
-            if layer is not None:
-                _stabilise(layer)
+        found = module.forward_features(x, tokens if kind == "recurrent" else None)
+        x, tokens = found["feature_map_out"], found["tokens_out"]
+        if init == "stable":
+            stabilise(module)
 
     pooled = keras.layers.GlobalAveragePooling1D(name="head_pool")(tokens)
     if head_norm == "layer":
