@@ -28,12 +28,13 @@ from typing import NamedTuple
 import numpy as np
 
 from vt_edu.config import by_profile, cache_dir
+from vt_edu.names import DEFAULT_NUM_TOKENS
 
 NAME = "demo_vt_resnet18_w025_cifar10"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # The paper's VT-ResNet-18 (L=16, 2 modules, filter then recurrent tokenizer), at a
 # quarter of the channels so that it trains on a CPU.
-MODEL_OPTIONS = {"width": 0.25, "num_tokens": 16}
+MODEL_OPTIONS = {"width": 0.25, "num_tokens": DEFAULT_NUM_TOKENS}
 
 
 class DemoModel(NamedTuple):
@@ -179,7 +180,7 @@ def export_run(run_dir, folder: Path = WEIGHTS_DIR) -> DemoModel:
     if not (config_path.is_file() and metrics_path.is_file() and (run_dir / "model.keras").is_file()):
         raise ValueError(f"{run_dir} is not a finished run folder (config.json, metrics.json and model.keras expected).")
     config, metrics = json.loads(config_path.read_text()), json.loads(metrics_path.read_text())
-    options = {"num_tokens": 16, **config["model_options"]}
+    options = {"num_tokens": DEFAULT_NUM_TOKENS, **config["model_options"]}
     if config["model"] != "vt_resnet18" or options != MODEL_OPTIONS or config["dataset"] != "cifar10":
         raise ValueError(f"{run_dir} trained {config['model']} {config['model_options']} on {config['dataset']}; "
                          f"the demo model is vt_resnet18 {MODEL_OPTIONS} on cifar10.")

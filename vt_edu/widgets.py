@@ -46,6 +46,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vt_edu.config import DATA_ENV, by_profile, cache_dir
+from vt_edu.names import DATASETS, DEFAULT_NUM_TOKENS
 
 __all__ = [
     "ExperimentPanel",
@@ -58,7 +59,6 @@ __all__ = [
 ]
 
 MODELS = ("cnn", "resnet18", "vt_resnet18", "vit")
-DATASETS = ("cifar10", "cifar100")
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CIFAR_TRAIN_IMAGES = 50_000
 LIVE_NOTE = "The controls are live in Jupyter or Colab; on a web page they show their last state."
@@ -400,7 +400,7 @@ class SchedulePanel(Panel):
 def _options_label(model: str, options: dict) -> str:
     parts = []
     if model == "vt_resnet18":
-        parts.append(f"L={options.get('num_tokens', 16)}")
+        parts.append(f"L={options.get('num_tokens', DEFAULT_NUM_TOKENS)}")
         if options.get("tokenizer", "recurrent") != "recurrent":
             parts.append(f"{options['tokenizer']} tokenizer")
         if options.get("use_projector") is False:
@@ -700,7 +700,7 @@ class ExperimentPanel(Panel):
             "epochs": by_profile(quick=3, full=15),
             "batch_size": by_profile(quick=128, full=128),
             "learning_rate": None,  # the recipe's, scaled to the batch size
-            "num_tokens": 16,
+            "num_tokens": DEFAULT_NUM_TOKENS,
             "tokenizer": "recurrent",
             "width": by_profile(quick=0.25, full=1.0),
             "max_train_images": by_profile(quick=5000, full=None),
