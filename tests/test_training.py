@@ -303,17 +303,17 @@ def test_time_budget_is_never_exceeded(tmp_path):
 
 def test_budget_stop_rule_does_not_predict_from_the_tracing_batch(tmp_path, monkeypatch):
     # The stop rule on a fake clock, the logger driven directly.
-    from vt_edu.training import loop
+    from vt_edu.training import callbacks
+    from vt_edu.training.callbacks import RunLogger
 
     clock = [0.0]
-    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
-    RunLogger = loop._callbacks_module()[2]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 
     def run_until_stop(first, budget=12.0):
         """A first batch of ``first`` seconds (graph tracing on a slow host), then ordinary
         0.3 s batches: the batches run and the training seconds when the rule stopped."""
-        logger = RunLogger(tmp_path / "r", student=None, train_images=10, budget_seconds=budget)
+        logger = RunLogger(train_images=10, budget_seconds=budget)
         logger.set_model(model)
         model.stop_training = False
         logger.on_train_begin()
@@ -359,7 +359,7 @@ def test_time_clock_schedule_follows_the_training_time(tmp_path):
 
 
 def test_time_clock_epoch_cap_and_position(tmp_path):
-    from vt_edu.training import loop
+    from vt_edu.training.callbacks import ClockSchedule
 
     class FakeLogger:
         budget_seconds = 60.0
@@ -370,7 +370,6 @@ def test_time_clock_epoch_cap_and_position(tmp_path):
         def elapsed(self):
             return self.seconds
 
-    ClockSchedule = loop._callbacks_module()[3]
     schedule = WarmupCosineSchedule(0.1, 5, total_epochs=10, warmup_epochs=1)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(0.5), "mse")
