@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -131,12 +132,14 @@ def export_run(run_dir, folder: Path = WEIGHTS_DIR) -> DemoModel:
     """
     from vt_edu.models import create_model
     from vt_edu.training.loop import prepare_data
+    from vt_edu.training.run_folder import RunFolder
 
     run_dir = Path(run_dir)
     config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
     if not (config_path.is_file() and metrics_path.is_file() and (run_dir / "model.keras").is_file()):
         raise ValueError(f"{run_dir} is not a finished run folder (config.json, metrics.json and model.keras expected).")
-    config, metrics = json.loads(config_path.read_text()), json.loads(metrics_path.read_text())
+    config = RunFolder(run_dir).read_config()  # a run's config.json, or a clear error
+    metrics = json.loads(metrics_path.read_text())
     options = {"num_tokens": 16, **config["model_options"]}
     if config["model"] != "vt_resnet18" or options != MODEL_OPTIONS or config["dataset"] != "cifar10":
         raise ValueError(f"{run_dir} trained {config['model']} {config['model_options']} on {config['dataset']}; "
@@ -229,10 +232,14 @@ def main(argv=None) -> int:
                         help="instead of training, export a finished `python -m vt_edu train` run of the demo "
                              f"configuration (vt_resnet18, {MODEL_OPTIONS})")
     args = parser.parse_args(argv)
-    if args.from_run is not None:
-        export_run(args.from_run, args.out)
-    else:
-        train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
+    try:
+        if args.from_run is not None:
+            export_run(args.from_run, args.out)
+        else:
+            train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
+    except (ValueError, RuntimeError, OSError) as error:  # a wrong run folder, data or option: one line
+        print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
     print(json.dumps(json.loads(_files(args.out)[1].read_text()), indent=2))
     return 0
 
