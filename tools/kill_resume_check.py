@@ -8,8 +8,9 @@ same final and best weights, up to float rounding.
 Each trial starts a fresh run folder, and ``--kills`` times starts ``train()`` in a new
 process and sends it SIGKILL at an instant drawn uniformly from the uninterrupted run's
 training time (counted from the moment fit() starts, so the kill lands in training,
-checkpoint writing or the final files, not in importing Keras); then it runs the same
-call to completion and compares. The run: ``cnn`` (width 0.25, dropout 0.2) with the
+checkpoint writing or the final files, not in importing Keras; a trial whose run ended
+before its kill starts again with new instants); then it runs the same call to
+completion and compares. The run: ``cnn`` (width 0.25, dropout 0.2) with the
 ``paper-advanced`` recipe (RandAugment, EMA weights, label smoothing; learning rate
 scaled for its batch of 20), 3 epochs of 200 synthetic 32x32 images. The test
 ``tests/test_kill_resume.py`` runs one short trial of it.
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,24 +156,32 @@ def differences(reference: Path, resumed: Path) -> list:
 
 
 def trial(run_dir: Path, reference: Path, training_seconds: float, kills: int, rng: random.Random,
-          after_first_checkpoint: bool = False) -> dict:
+          after_first_checkpoint: bool = False, attempts: int = 5) -> dict:
     """``kills`` runs killed at random instants in ``run_dir`` (drawn uniformly from
     ``[0, training_seconds]`` after fit() starts or after the first checkpoint), then one
-    to completion, compared with ``reference``."""
-    instants, landed = [], 0
-    for _ in range(kills):
-        instant = rng.uniform(0.0, training_seconds)
-        instants.append(round(instant, 2))
-        landed += run_and_kill(run_dir, instant, after_first_checkpoint)
+    to completion, compared with ``reference``. A run that ends before its kill (faster
+    than the uninterrupted one was) is no kill: the trial then starts again in a fresh
+    folder with new instants, up to ``attempts`` times."""
+    for attempt in range(1, attempts + 1):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        instants, landed = [], 0
+        for _ in range(kills):
+            instant = rng.uniform(0.0, training_seconds)
+            instants.append(round(instant, 2))
+            landed += run_and_kill(run_dir, instant, after_first_checkpoint)
+        if landed == kills:
+            break
     run_to_completion(run_dir)
-    return {"kill_instants_s": instants, "kills_landed": landed, "differences": differences(reference, run_dir)}
+    return {"kill_instants_s": instants, "kills_landed": landed, "attempts": attempt,
+            "differences": differences(reference, run_dir)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="trials (default 20)")
     parser.add_argument("--kills", type=int, default=1, help="SIGKILLs per trial before it runs to the end (default 1)")
-    parser.add_argument("--workdir", type=Path, default=None, help="folder for the run folders (default: a temporary one)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="folder for the run folders (default: a temporary one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill instants")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -190,7 +200,8 @@ def main(argv=None) -> int:
         result = trial(workdir / f"trial-{i:02d}", reference, seconds, args.kills, rng)
         ok = not result["differences"]
         failures += not ok
-        print(f"trial {i + 1:2d}: killed at {result['kill_instants_s']} s ({result['kills_landed']} landed): "
+        print(f"trial {i + 1:2d}: SIGKILL at {result['kill_instants_s']} s after fit() started "
+              f"({result['kills_landed']} of {args.kills} landed; attempt {result['attempts']}): "
               + ("resumed to the uninterrupted run" if ok else "DIFFERS: " + "; ".join(result["differences"][:5])),
               flush=True)
     print(f"{args.repeats - failures} of {args.repeats} trials resumed to the uninterrupted run.")
