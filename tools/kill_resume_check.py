@@ -164,16 +164,33 @@ def trial(run_dir: Path, reference: Path, training_seconds: float, kills: int, r
     folder with new instants, up to ``attempts`` times."""
     for attempt in range(1, attempts + 1):
         shutil.rmtree(run_dir, ignore_errors=True)
-        instants, landed = [], 0
+        instants, landed, left = [], 0, []
         for _ in range(kills):
             instant = rng.uniform(0.0, training_seconds)
             instants.append(round(instant, 2))
-            landed += run_and_kill(run_dir, instant, after_first_checkpoint)
+            killed = run_and_kill(run_dir, instant, after_first_checkpoint)
+            landed += killed
+            if killed:
+                left.append(what_a_kill_left(run_dir))
         if landed == kills:
             break
     run_to_completion(run_dir)
-    return {"kill_instants_s": instants, "kills_landed": landed, "attempts": attempt,
+    return {"kill_instants_s": instants, "kills_landed": landed, "attempts": attempt, "left": left,
             "differences": differences(reference, run_dir)}
+
+
+def what_a_kill_left(run_dir: Path) -> str:
+    """The state a kill left, in words: committed epochs, an uncommitted checkpoint, temporary files."""
+    backup = run_dir / "backup"
+    committed = sorted(p.name for p in backup.glob("epoch-*") if not p.name.endswith(".tmp")) if backup.is_dir() else []
+    parts = [f"committed {committed[-1]}" if committed else "no checkpoint"]
+    if backup.is_dir() and any(backup.glob("*.tmp")):
+        parts.append("a partial checkpoint")
+    if run_dir.is_dir() and any(run_dir.glob(".tmp-*")):
+        parts.append("a partial file")
+    if (run_dir / "model.keras").exists():
+        parts.append("model.keras written")
+    return ", ".join(parts)
 
 
 def main(argv=None) -> int:
@@ -201,7 +218,8 @@ def main(argv=None) -> int:
         ok = not result["differences"]
         failures += not ok
         print(f"trial {i + 1:2d}: SIGKILL at {result['kill_instants_s']} s after fit() started "
-              f"({result['kills_landed']} of {args.kills} landed; attempt {result['attempts']}): "
+              f"({result['kills_landed']} of {args.kills} landed; attempt {result['attempts']}; left: "
+              f"{'; '.join(result['left'])}): "
               + ("resumed to the uninterrupted run" if ok else "DIFFERS: " + "; ".join(result["differences"][:5])),
               flush=True)
     print(f"{args.repeats - failures} of {args.repeats} trials resumed to the uninterrupted run.")
