@@ -195,3 +195,15 @@ def test_python_m_train_end_to_end(backend, model, tiny_env):
         assert (run_dir / name).exists(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["backend"] == backend and metrics["train_images"] == 30 and metrics["epochs_completed"] == 1
+
+
+def test_an_ema_recipe_trains_on_jax(tiny_env):
+    """paper-advanced (EMA weights) on JAX: saving the model after the last epoch failed
+    with "Array has been deleted" (see vt_edu.training.callbacks.UnshareEMAWeights)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run_dir = tiny_env / "run-ema-jax"
+    cmd = [sys.executable, "-m", "vt_edu", "train", "--model", "cnn", "--width", "0.25", "--recipe", "paper-advanced",
+           "--epochs", "1", "--batch-size", "10", "--run-dir", str(run_dir), "--backend", "jax", "--verbose", "0"]
+    done = subprocess.run(cmd, env=env, cwd=tiny_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (run_dir / "model.keras").exists() and json.loads((run_dir / "metrics.json").read_text())["backend"] == "jax"

@@ -7,7 +7,7 @@ In the order ``train()`` lists them (Keras calls them in list order):
 * :class:`RunLogger`: times epochs, makes the history rows, stops on the time budget.
 * :class:`StageCheckpoint`: writes the raw training state of a completed epoch (before
   ``SwapEMAWeights`` puts the EMA weights into the model).
-* ``keras.callbacks.SwapEMAWeights`` (with EMA only).
+* ``keras.callbacks.SwapEMAWeights`` and :class:`UnshareEMAWeights` (with EMA only).
 * :class:`CommitCheckpoint`: adds the published (EMA) and best weights and commits the
   checkpoint as one unit (see :mod:`vt_edu.training.run_folder`).
 * :class:`ClockSchedule` (``schedule_clock="time"`` only): the learning rate from the clock.
@@ -29,7 +29,7 @@ from vt_edu.training.schedules import sample_lr
 
 __all__ = [
     "BUDGET_LOOKBACK", "DIVERGENCE_FACTOR", "ClockSchedule", "CommitCheckpoint", "DivergenceGuard", "EpochSetter",
-    "RunLogger", "StageCheckpoint", "divergence_bound",
+    "RunLogger", "StageCheckpoint", "UnshareEMAWeights", "divergence_bound",
 ]
 
 # Batches whose slowest duration predicts the next one for the budget's stop rule: a
@@ -187,6 +187,21 @@ class StageCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.staging = self.run_folder.begin_checkpoint(epoch + 1)
         self.variable_names = save_variables(self.model, self.staging)
+
+
+class UnshareEMAWeights(keras.callbacks.Callback):
+    """After training with ``SwapEMAWeights(swap_on_epoch=True)``, give the optimizer's EMA
+    variables arrays of their own.
+
+    Its last step copies the weights into the EMA variables by assignment, so on JAX both
+    hold the same array; ``evaluate()`` then donates (deletes) the weights' arrays and the
+    EMA variables point at deleted memory (saving the model failed with "Array has been
+    deleted").
+    """
+
+    def on_train_end(self, logs=None):
+        for variable in self.model.optimizer.variables:
+            variable.assign(keras.ops.convert_to_numpy(variable.value))
 
 
 class CommitCheckpoint(keras.callbacks.Callback):

@@ -378,7 +378,7 @@ def train(
     from vt_edu.training import provenance
     from vt_edu.training.distillation import Distiller
     from vt_edu.training.callbacks import (
-        ClockSchedule, CommitCheckpoint, DivergenceGuard, EpochSetter, RunLogger, StageCheckpoint,
+        ClockSchedule, CommitCheckpoint, DivergenceGuard, EpochSetter, RunLogger, StageCheckpoint, UnshareEMAWeights,
     )
     from vt_edu.training.pipeline import ImageBatches
     from vt_edu.training.run_folder import PUBLISHED_WEIGHTS
@@ -506,7 +506,7 @@ def train(
             ]
             if recipe.ema_momentum:
                 # Validate and publish the EMA weights; the checkpoint's variables are the raw ones.
-                callback_list.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+                callback_list += [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), UnshareEMAWeights()]
             callback_list.append(CommitCheckpoint(stage, student, logger, last_epoch, previous=checkpoint))
             if schedule_clock == "time":
                 callback_list.append(ClockSchedule(schedule, epochs, logger))
