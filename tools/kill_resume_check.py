@@ -4,6 +4,7 @@ same final and best weights, up to float rounding.
 
     python tools/kill_resume_check.py --repeats 20            # 20 trials, one report line each
     python tools/kill_resume_check.py --repeats 5 --kills 3   # 3 kills per trial before it may finish
+    python tools/kill_resume_check.py --after-first-checkpoint # kills in epochs 2-3 and the final files
 
 Each trial starts a fresh run folder, and ``--kills`` times starts ``train()`` in a new
 process and sends it SIGKILL at an instant drawn uniformly from the uninterrupted run's
@@ -200,6 +201,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="folder for the run folders (default: a temporary one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill instants")
+    parser.add_argument("--after-first-checkpoint", action="store_true",
+                        help="count the instants from the first committed checkpoint instead of fit()'s start "
+                             "(kills then land in later epochs, checkpoint commits and the final files)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -214,10 +218,11 @@ def main(argv=None) -> int:
     print(f"uninterrupted run: {seconds:.1f} s from fit() to the end ({reference})", flush=True)
     failures = 0
     for i in range(args.repeats):
-        result = trial(workdir / f"trial-{i:02d}", reference, seconds, args.kills, rng)
+        result = trial(workdir / f"trial-{i:02d}", reference, seconds, args.kills, rng, args.after_first_checkpoint)
         ok = not result["differences"]
         failures += not ok
-        print(f"trial {i + 1:2d}: SIGKILL at {result['kill_instants_s']} s after fit() started "
+        since = "the first checkpoint" if args.after_first_checkpoint else "fit() started"
+        print(f"trial {i + 1:2d}: SIGKILL at {result['kill_instants_s']} s after {since} "
               f"({result['kills_landed']} of {args.kills} landed; attempt {result['attempts']}; left: "
               f"{'; '.join(result['left'])}): "
               + ("resumed to the uninterrupted run" if ok else "DIFFERS: " + "; ".join(result["differences"][:5])),
