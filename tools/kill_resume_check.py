@@ -182,6 +182,8 @@ def trial(run_dir: Path, reference: Path, training_seconds: float, kills: int, r
 
 def what_a_kill_left(run_dir: Path) -> str:
     """The state a kill left, in words: committed epochs, an uncommitted checkpoint, temporary files."""
+    if (run_dir / "metrics.json").exists():
+        return "the finished run (killed while the process ended)"
     backup = run_dir / "backup"
     committed = sorted(p.name for p in backup.glob("epoch-*") if not p.name.endswith(".tmp")) if backup.is_dir() else []
     parts = [f"committed {committed[-1]}" if committed else "no checkpoint"]
