@@ -87,6 +87,53 @@ def test_usage_errors_exit_2(capsys):
     assert "must be > 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "-inf"])
+def test_a_width_that_is_not_a_finite_positive_number_is_one_line_and_writes_nothing(value, capsys, tiny_env):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model", "cnn", f"--width={value}", "--run-dir", "r"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--width" in err and "> 0" in err, err
+    assert not (tiny_env / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("config.json", "[1, 2]", "config.json' is not a vt_edu run's config.json"),
+        ("config.json", "{not json", "config.json' is not a vt_edu run's config.json"),
+        ("history.csv", "date,price\n2020-01-01,3\n", "holds files but no run"),
+    ],
+)
+def test_a_run_dir_holding_someone_elses_files_is_one_line(name, content, message, capsys, tiny_env):
+    folder = tiny_env / "mine"
+    folder.mkdir()
+    (folder / name).write_text(content)
+    argv = ["train", "--model", "cnn", "--epochs", "1", "--batch-size", "10", "--run-dir", "mine", "--verbose", "0"]
+    for extra in ([], ["--overwrite"]):
+        assert main(argv + extra) == 2
+        assert message in _error_line(capsys)
+    assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == content
+
+
+def test_from_run_on_a_run_of_another_model_is_one_line(capsys, tmp_path):
+    from vt_edu import pretrained
+
+    run = tmp_path / "cnn-run"
+    run.mkdir()
+    config = {"model": "cnn", "model_options": {"width": 0.25}, "dataset": "cifar10", "recipe": {"name": "fast"},
+              "epochs": 1, "seed": 0, "backend": "tensorflow"}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "metrics.json").write_text("{}")
+    (run / "model.keras").write_bytes(b"")
+    assert pretrained.main(["--from-run", str(run), "--out", str(tmp_path / "w")]) == 2
+    err = _error_line(capsys)
+    assert "trained cnn" in err and "the demo model is vt_resnet18" in err
+    (run / "config.json").write_text("[1]")
+    assert pretrained.main(["--from-run", str(run), "--out", str(tmp_path / "w")]) == 2
+    assert "is not a vt_edu run's config.json" in _error_line(capsys)
+
+
 def test_batch_larger_than_the_data_and_missing_data(capsys, tiny_env, monkeypatch):
     assert main(["train", "--model", "cnn", "--epochs", "1", "--batch-size", "64", "--verbose", "0"]) == 2
     assert "batch_size=64 is larger than the 30 training images" in _error_line(capsys)
@@ -148,3 +195,15 @@ def test_python_m_train_end_to_end(backend, model, tiny_env):
         assert (run_dir / name).exists(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["backend"] == backend and metrics["train_images"] == 30 and metrics["epochs_completed"] == 1
+
+
+def test_an_ema_recipe_trains_on_jax(tiny_env):
+    """paper-advanced (EMA weights) on JAX: saving the model after the last epoch failed
+    with "Array has been deleted" (see vt_edu.training.callbacks.UnshareEMAWeights)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run_dir = tiny_env / "run-ema-jax"
+    cmd = [sys.executable, "-m", "vt_edu", "train", "--model", "cnn", "--width", "0.25", "--recipe", "paper-advanced",
+           "--epochs", "1", "--batch-size", "10", "--run-dir", str(run_dir), "--backend", "jax", "--verbose", "0"]
+    done = subprocess.run(cmd, env=env, cwd=tiny_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (run_dir / "model.keras").exists() and json.loads((run_dir / "metrics.json").read_text())["backend"] == "jax"

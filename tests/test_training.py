@@ -224,6 +224,24 @@ def test_interrupted_run_resumes_at_epoch_2_with_the_optimizer_state(tmp_path):
     assert result.metrics["epochs_completed"] == 3
 
 
+_REPEATED = ("epoch", "lr", "loss", "accuracy", "top5", "val_loss", "val_accuracy", "val_top5")
+
+
+def test_a_resumed_run_repeats_the_uninterrupted_run(tmp_path):
+    # RandAugment, dropout, EMA and the batch order must all continue as if nothing
+    # had happened (Keras' own batch shuffling restarted its sequence on resume).
+    recipe = get_recipe("paper-advanced", reference_batch=10)
+    whole = train(recipe=recipe, epochs=3, run_dir=tmp_path / "whole", **TINY)
+    with pytest.raises(_Interrupt):
+        train(recipe=recipe, epochs=3, run_dir=tmp_path / "resumed", callbacks=[_InterruptAfterFirstEpoch()], **TINY)
+    resumed = train(recipe=recipe, epochs=3, run_dir=tmp_path / "resumed", **TINY)
+    for a, b in zip(whole.history, resumed.history, strict=True):
+        assert {k: b[k] for k in _REPEATED} == pytest.approx({k: a[k] for k in _REPEATED}, rel=1e-5, abs=1e-6)
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert resumed.metrics["top1"] == pytest.approx(whole.metrics["top1"])
+
+
 def test_same_seed_gives_the_same_first_epoch_loss(tmp_path):
     a = train(recipe="seed", epochs=1, run_dir=tmp_path / "a", seed=5, **TINY)
     b = train(recipe="seed", epochs=1, run_dir=tmp_path / "b", seed=5, **TINY)
@@ -239,6 +257,22 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     assert not (tmp_path / "nan" / "metrics.json").exists()
 
 
+def test_a_diverging_loss_is_a_failure_naming_the_learning_rate(tmp_path):
+    # Adam at 1e12 blows the logits up to ~1e12 without (yet) a NaN: once reported as
+    # a finished run at 10 % top-1 with a training loss of 1e12.
+    recipe = get_recipe("seed", learning_rate=1e12)
+    with pytest.raises(TrainingError, match=r"training loss reached .* over 230 .*diverged.*learning rate.*1e\+12"):
+        train(recipe=recipe, epochs=2, run_dir=tmp_path / "r", **TINY)
+    assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_the_divergence_bound_is_far_above_any_learning_loss():
+    from vt_edu.training.callbacks import divergence_bound
+
+    assert divergence_bound(10) == pytest.approx(100 * math.log(10))  # a uniform guess scores ln(10) = 2.3
+    assert divergence_bound(100) == pytest.approx(100 * math.log(100))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -250,6 +284,8 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
         (dict(dataset="mnist"), "unknown dataset 'mnist'"),
         (dict(model_options={"num_tokens": 8}), "has no option 'num_tokens'"),
         (dict(width=-1.0), "width=-1.0 is invalid"),
+        (dict(width=float("inf")), "width=inf is invalid; expected a finite number > 0"),
+        (dict(model_options={"width": float("inf")}), "width=inf is invalid"),
         (dict(schedule_clock="wall"), "unknown schedule clock 'wall'"),
         (dict(schedule_clock="time"), "schedule_clock='time' needs a time budget"),
         (dict(torch_fast_paths=True), "needs the PyTorch backend; this is 'tensorflow'"),
@@ -303,17 +339,17 @@ def test_time_budget_is_never_exceeded(tmp_path):
 
 def test_budget_stop_rule_does_not_predict_from_the_tracing_batch(tmp_path, monkeypatch):
     # The stop rule on a fake clock, the logger driven directly.
-    from vt_edu.training import loop
+    from vt_edu.training import callbacks
+    from vt_edu.training.callbacks import RunLogger
 
     clock = [0.0]
-    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
-    RunLogger = loop._callbacks_module()[2]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 
     def run_until_stop(first, budget=12.0):
         """A first batch of ``first`` seconds (graph tracing on a slow host), then ordinary
         0.3 s batches: the batches run and the training seconds when the rule stopped."""
-        logger = RunLogger(tmp_path / "r", student=None, train_images=10, budget_seconds=budget)
+        logger = RunLogger(train_images=10, budget_seconds=budget)
         logger.set_model(model)
         model.stop_training = False
         logger.on_train_begin()
@@ -359,7 +395,7 @@ def test_time_clock_schedule_follows_the_training_time(tmp_path):
 
 
 def test_time_clock_epoch_cap_and_position(tmp_path):
-    from vt_edu.training import loop
+    from vt_edu.training.callbacks import ClockSchedule
 
     class FakeLogger:
         budget_seconds = 60.0
@@ -370,7 +406,6 @@ def test_time_clock_epoch_cap_and_position(tmp_path):
         def elapsed(self):
             return self.seconds
 
-    ClockSchedule = loop._callbacks_module()[3]
     schedule = WarmupCosineSchedule(0.1, 5, total_epochs=10, warmup_epochs=1)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(0.5), "mse")

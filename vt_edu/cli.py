@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
-#: Kept in sync with vt_edu.models.list_models() by a test; listed here so that
-#: ``--help`` works without importing Keras (and before ``--backend`` is applied).
-MODEL_NAMES = ("cnn", "resnet18", "vt_resnet18", "vit")
+# vt_edu.names is Keras-free, so ``--help`` works before ``--backend`` is applied.
+from vt_edu.names import MODEL_NAMES
+
 BACKENDS = ("tensorflow", "jax", "torch")
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -60,8 +61,10 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
+    if not value > 0:  # also nan
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
@@ -130,8 +133,15 @@ def _add_training_options(p, several=False):
                    help="0: silent, 1: a progress bar per epoch, 2: one line per epoch (for log files).")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is ONE line (the command, the error, where to look), exit 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m vt_edu",
         description="Train and measure the book's models: CNN, ResNet-18, VT-ResNet-18 and a ViT on CIFAR.",
         epilog="Run folders resume: re-running an interrupted command continues from the last completed epoch.",

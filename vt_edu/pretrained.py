@@ -174,12 +174,14 @@ def export_run(run_dir, folder: Path = WEIGHTS_DIR) -> DemoModel:
     """
     from vt_edu.models import create_model
     from vt_edu.training.loop import prepare_data
+    from vt_edu.training.run_folder import RunFolder
 
     run_dir = Path(run_dir)
     config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
     if not (config_path.is_file() and metrics_path.is_file() and (run_dir / "model.keras").is_file()):
         raise ValueError(f"{run_dir} is not a finished run folder (config.json, metrics.json and model.keras expected).")
-    config, metrics = json.loads(config_path.read_text()), json.loads(metrics_path.read_text())
+    config = RunFolder(run_dir).read_config()  # a run's config.json, or a clear error
+    metrics = json.loads(metrics_path.read_text())
     options = {"num_tokens": DEFAULT_NUM_TOKENS, **config["model_options"]}
     if config["model"] != "vt_resnet18" or options != MODEL_OPTIONS or config["dataset"] != "cifar10":
         raise ValueError(f"{run_dir} trained {config['model']} {config['model_options']} on {config['dataset']}; "
@@ -278,7 +280,7 @@ def main(argv=None) -> int:
             export_run(args.from_run, args.out)
         else:
             train_demo_model(args.out, args.epochs, args.max_train_images, None, verbose=2)
-    except (ValueError, OSError) as error:  # a bad run folder, data or output folder: one line, as vt_edu's CLI
+    except (ValueError, RuntimeError, OSError) as error:  # a wrong run folder, data, option or output folder: one line
         print(f"error: {_first_line(error)}", file=sys.stderr)
         return 2
     print(json.dumps(json.loads(_files(args.out)[1].read_text()), indent=2))

@@ -9,7 +9,9 @@
 * :mod:`~vt_edu.training.pipeline`: :class:`ImageBatches`, a ``keras.utils.PyDataset``.
 * :mod:`~vt_edu.training.augment`: RandAugment-lite in NumPy.
 * :mod:`~vt_edu.training.distillation`: the 0.8·KD + 0.2·CE loss and :class:`Distiller`.
-* :mod:`~vt_edu.training.loop`: :func:`train` and its run folders.
+* :mod:`~vt_edu.training.loop`: :func:`train`.
+* :mod:`~vt_edu.training.run_folder`: run folders, atomic writes and one-unit checkpoints.
+* :mod:`~vt_edu.training.callbacks`: the callbacks ``train()`` runs (budget, checkpoints, divergence).
 * :mod:`~vt_edu.training.compare`: :func:`compare`, several models on the same data.
 * :mod:`~vt_edu.training.evaluation`: top-1 with horizontal-flip test-time augmentation.
 

@@ -1,22 +1,29 @@
 """``train()``: one training run of a registry model with a recipe, in a resumable run folder.
 
-A run folder holds everything about one run::
+A run folder (:mod:`vt_edu.training.run_folder`) holds everything about one run::
 
     config.json        every setting of the run (what identifies it)
     history.csv        one row per completed epoch: lr, train/test loss, top-1, top-5, seconds
     metrics.json       final test top-1/top-5, time, images/s, params, MACs, provenance
     best.weights.h5    weights of the epoch with the best test top-1 (EMA weights with EMA)
     model.keras        the final model (EMA weights with EMA), reloadable with keras.models.load_model
-    backup/            the training state (weights, optimizer, epoch) while a run is unfinished
+    backup/epoch-K/    the newest checkpoint while a run is unfinished
 
-Interruption loses at most the epoch in progress: Keras' ``BackupAndRestore`` (which
-works on every backend) saves the model and optimizer state at the end of every epoch
-(with a second, previous copy in case the process dies while writing). Re-running the
-same call (or CLI command) restores that state and continues with the next epoch and
-the same optimizer iteration count, learning-rate schedule position, data order and
-augmentation draws. A finished run (``metrics.json`` present) is not retrained: the
-call returns its results. A run folder with a different configuration is refused
-unless ``overwrite=True``.
+A kill at any instant loses at most the epoch in progress: at the end of every epoch
+the weights, the optimizer state (iteration count, moments, EMA), the dropout seed
+states, the epoch count and the history rows are committed together as one checkpoint,
+and every file is written atomically. Re-running the same call (or CLI command)
+restores the newest checkpoint and continues with the next epoch; the data order and
+the augmentation draws are functions of ``(seed, epoch)``, so the resumed run repeats
+the uninterrupted one (same losses, same weights, up to float rounding). A finished run
+(``metrics.json`` present) is not retrained: the call returns its results. A run
+folder with a different configuration is refused unless ``overwrite=True``, which
+deletes only the files a run writes; a folder that holds other files but no run is
+always refused.
+
+A loss that becomes NaN, or that diverges (above ``100 * ln(classes)``, see
+:func:`vt_edu.training.callbacks.divergence_bound`), stops the run with a
+:class:`TrainingError` naming the learning rate.
 
 Time budgets: with ``time_budget_minutes`` a run stops before a batch that would end past
 the budget (it predicts that batch's time from the slowest of the last
@@ -34,51 +41,29 @@ optimistic. ``top1`` (the headline number) is the final model's.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
-import os
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from vt_edu.names import DATASETS
 from vt_edu.training.distribution import check_batch_split, describe_distribution, with_distribution
+from vt_edu.training.errors import TrainingError
 from vt_edu.training.recipes import Recipe, RecipeError, get_recipe
+from vt_edu.training.run_folder import DIFFERENT, FINISHED, RunFolder, read_history
 
 __all__ = [
     "RunResult", "TrainingError", "compile_for_training", "default_jit_compile", "default_run_dir", "prepare_data",
     "read_history", "train",
 ]
 
-HISTORY_FIELDS = (
-    "epoch",
-    "lr",
-    "loss",
-    "accuracy",
-    "top5",
-    "val_loss",
-    "val_accuracy",
-    "val_top5",
-    "train_seconds",
-    "epoch_seconds",
-    "images_per_second",
-)
-DATASETS = ("cifar10", "cifar100")
 SCHEDULE_CLOCKS = ("steps", "time")
-# Batches whose slowest duration predicts the next one for the budget's stop rule: a
-# shared 2-core machine varies by tens of percent from batch to batch.
-BUDGET_LOOKBACK = 20
 # With schedule_clock="time", fit() may run this many times the planned epochs (a machine
 # faster than planned goes on until the budget is spent).
 TIME_CLOCK_EPOCH_CAP = 2
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or cannot go on (bad option, NaN loss, mismatched run folder)."""
 
 
 @dataclass
@@ -124,6 +109,10 @@ def _check_arguments(model_name, dataset, recipe, epochs, batch_size, seed, widt
     if schedule_clock == "time" and time_budget_minutes is None:
         raise TrainingError("schedule_clock='time' needs a time budget (time_budget_minutes / --minutes).")
     options = _model_options(model_name, recipe, width, model_options)
+    # A width of inf passes "> 0" but builds no model: refuse it here, before any file is written.
+    value = options.get("width")
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        raise TrainingError(f"model {model_name!r}: width={value!r} is invalid; expected a finite number > 0.")
     try:
         _check_options(model_name, options)
     except ModelConfigError as error:
@@ -212,168 +201,6 @@ def default_run_dir(model_name, dataset, recipe_name, epochs, seed, width=None) 
     """``runs/<model>[-w<width>]-<dataset>-<recipe>-e<epochs>-s<seed>``."""
     w = f"-w{width:g}" if width is not None else ""
     return Path("runs") / f"{model_name}{w}-{dataset}-{recipe_name}-e{epochs}-s{seed}"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def read_history(path: Path) -> list:
-    """The rows of a run folder's ``history.csv`` (``epoch`` as int, the rest as floats); ``[]`` if absent."""
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")} for row in rows]
-
-
-def _write_history(path: Path, rows: list) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
-
-
-def _config_differences(old: dict, new: dict) -> list:
-    keys = sorted(set(old) | set(new))
-    return [k for k in keys if old.get(k) != new.get(k)]
-
-
-# ------------------------------------------------------------------------- callbacks
-def _callbacks_module():
-    import keras
-
-    from vt_edu.training.schedules import sample_lr
-
-    class EpochSetter(keras.callbacks.Callback):
-        """Tell the training batches which epoch is starting (order and augmentation)."""
-
-        def __init__(self, dataset):
-            super().__init__()
-            self.dataset = dataset
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.dataset.set_epoch(epoch)
-
-    class NanGuard(keras.callbacks.TerminateOnNaN):
-        """``TerminateOnNaN`` that raises a clear :class:`TrainingError` right away, so
-        the NaN weights never reach the backup or the checkpoints."""
-
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                raise TrainingError(
-                    f"the loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
-                    "training stopped. Lower the learning rate (or use a recipe with warm-up); "
-                    "re-running continues from the last completed epoch."
-                )
-
-    class RunLogger(keras.callbacks.Callback):
-        """Times epochs, appends rows to history.csv, keeps best.weights.h5, and stops
-        on the time budget."""
-
-        def __init__(self, run_dir, student, train_images, budget_seconds=None):
-            super().__init__()
-            self.run_dir = Path(run_dir)
-            self.student = student
-            self.train_images = train_images
-            self.budget_seconds = budget_seconds
-            self.rows = []
-            self.best = -math.inf
-            self.stopped_by_budget = False
-
-        def on_train_begin(self, logs=None):
-            start = int(getattr(self.model, "_initial_epoch", None) or 0)
-            # Rows of epochs that the restored state has not completed are dropped.
-            self.rows = [r for r in read_history(self.run_dir / "history.csv") if r["epoch"] <= start]
-            self.best = max((r.get("val_accuracy", -math.inf) for r in self.rows), default=-math.inf)
-            self.spent = sum(r.get("train_seconds", 0.0) for r in self.rows)
-            self.batch_seconds = []  # the last BUDGET_LOOKBACK batch durations, across epochs
-            # This session's first batch also traces the graph and warms the input pipeline
-            # (seconds, several ordinary batches): it predicts the next batch only until
-            # an ordinary one is known, or a short budget would end early.
-            self.first_batch_seconds = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-            self.train_seconds = None
-            self.batch_end = self.t0
-
-        def on_test_begin(self, logs=None):
-            if getattr(self, "train_seconds", 0) is None:
-                self.train_seconds = time.perf_counter() - self.t0
-
-        def elapsed(self) -> float:
-            """Training seconds of the run so far (earlier sessions' epochs included)."""
-            return self.spent + (time.perf_counter() - self.t0)
-
-        def on_train_batch_end(self, batch, logs=None):
-            if self.budget_seconds is None:
-                return
-            now = time.perf_counter()
-            if self.first_batch_seconds is None:
-                self.first_batch_seconds = now - self.batch_end
-            else:
-                self.batch_seconds = (self.batch_seconds + [now - self.batch_end])[-BUDGET_LOOKBACK:]
-            self.batch_end = now
-            next_batch = max(self.batch_seconds, default=self.first_batch_seconds)
-            # Stop before a batch that would end past the budget, not after one that did.
-            if self.elapsed() + next_batch >= self.budget_seconds:
-                self.model.stop_training = True
-                self.stopped_by_budget = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {})
-            total = time.perf_counter() - self.t0
-            train_seconds = self.train_seconds if self.train_seconds is not None else total
-            self.spent += train_seconds
-            optimizer = self.model.optimizer
-            row = {
-                "epoch": epoch + 1,
-                "lr": float(np.asarray(optimizer.learning_rate)),
-                **{k: float(v) for k, v in logs.items() if k in HISTORY_FIELDS},
-                "train_seconds": round(train_seconds, 3),
-                "epoch_seconds": round(total, 3),
-                "images_per_second": round(self.train_images / max(train_seconds, 1e-9), 1),
-            }
-            self.rows = [r for r in self.rows if r["epoch"] < epoch + 1] + [row]
-            _write_history(self.run_dir / "history.csv", self.rows)
-            accuracy = logs.get("val_accuracy")
-            if accuracy is not None and accuracy > self.best:
-                self.best = float(accuracy)
-                tmp = self.run_dir / "best.tmp.weights.h5"
-                self.student.save_weights(tmp)
-                os.replace(tmp, self.run_dir / "best.weights.h5")
-
-    class ClockSchedule(keras.callbacks.Callback):
-        """Sets the learning rate before every batch from the training clock: the
-        budget stands for ``epochs`` epochs of ``schedule``, so schedule epoch ``e`` is
-        reached after ``e / epochs`` of the budget."""
-
-        def __init__(self, schedule, epochs, logger):
-            super().__init__()
-            self.schedule, self.epochs, self.logger = schedule, epochs, logger
-
-        def position(self) -> float:
-            """The schedule's (fractional) epoch for the training time spent so far."""
-            return self.epochs * min(self.logger.elapsed() / self.logger.budget_seconds, 1.0)
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.model.optimizer.learning_rate = float(sample_lr(self.schedule, [self.position()])[1][0])
-
-    return EpochSetter, NanGuard, RunLogger, ClockSchedule
 
 
 # ----------------------------------------------------------------------------- train
@@ -527,10 +354,12 @@ def train(
         torch_fast_paths: train with :mod:`vt_edu.torch_fast_paths` (fused BatchNorm,
             convolutions without input copies; PyTorch backend only; the same arithmetic
             as Keras' own code up to float rounding).
-        overwrite: delete a run folder with a different configuration instead of refusing.
+        overwrite: replace a run of a different configuration in ``run_dir`` instead of
+            refusing; only the files a run writes are deleted (a folder holding other
+            files but no run is refused even so).
         verbose: Keras' ``fit`` verbosity (``"auto"``, 0, 1, 2).
-        callbacks: extra Keras callbacks (run after the backup, so an exception
-            raised by one leaves a resumable run).
+        callbacks: extra Keras callbacks (run after the epoch's checkpoint is committed,
+            so an exception raised by one leaves a resumable run).
         workers: threads preparing batches (``PyDataset`` workers).
         distribution: ``None`` (one device) or ``"data-parallel"``: Keras'
             ``DataParallel`` over all local devices (JAX backend only; see
@@ -543,9 +372,10 @@ def train(
         (the rows of ``history.csv``) and the trained ``model``.
 
     Raises:
-        TrainingError: bad options (before any data are loaded), a batch larger than
-            the training set, a batch that does not split over the devices (before
-            training), a run folder with a different configuration, a NaN loss.
+        TrainingError: bad options (before any data are loaded or files written), a
+            batch larger than the training set, a batch that does not split over the
+            devices (before training), a run folder with a different configuration or
+            not a run's, a NaN or diverging loss.
         vt_edu.data.DataError: the data cannot be loaded.
     """
     import keras
@@ -556,7 +386,11 @@ def train(
     from vt_edu.torch_fast_paths import enabled as fast_paths_enabled
     from vt_edu.training import provenance
     from vt_edu.training.distillation import Distiller
+    from vt_edu.training.callbacks import (
+        ClockSchedule, CommitCheckpoint, DivergenceGuard, EpochSetter, RunLogger, StageCheckpoint, UnshareEMAWeights,
+    )
     from vt_edu.training.pipeline import ImageBatches
+    from vt_edu.training.run_folder import PUBLISHED_WEIGHTS
 
     recipe, epochs, batch_size, max_train_images, max_test_images, options = _check_arguments(
         model_name, dataset, recipe, epochs, batch_size, seed, width, max_train_images, max_test_images,
@@ -613,22 +447,23 @@ def train(
         config["distribution"] = describe_distribution()
     config = json.loads(json.dumps(config))  # normalise tuples etc. for comparison
 
-    # -- the run folder: new, resumable, finished, or someone else's
-    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
-    if config_path.exists():
-        old = json.loads(config_path.read_text())
-        differences = _config_differences(old, config)
-        if differences and not overwrite:
+    # -- the run folder: new, resumable, finished, of other settings, or not a run's
+    folder = RunFolder(run_dir)
+    status = folder.status(config)
+    if status == FINISHED:
+        folder.remove_checkpoints()  # left if a kill came between metrics.json and their removal
+        return RunResult(run_dir, config, folder.read_metrics(), folder.history())
+    if status == DIFFERENT:
+        if not overwrite:
+            differences = RunFolder.differences(folder.read_config(), config)
             raise TrainingError(
                 f"run folder {str(run_dir)!r} holds a run with different settings "
                 f"({', '.join(differences)}); use another run folder or overwrite=True (--overwrite)."
             )
-        if differences:
-            shutil.rmtree(run_dir)
-        elif metrics_path.exists():
-            return RunResult(run_dir, old, json.loads(metrics_path.read_text()), read_history(run_dir / "history.csv"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(config_path, json.dumps(config, indent=2) + "\n")
+        folder.clear()
+    if folder.path.exists():
+        folder.remove_temporary_files()
+    checkpoint = folder.latest_checkpoint()
 
     # -- model, optimizer, data
     keras.utils.set_random_seed(int(seed))
@@ -660,50 +495,68 @@ def train(
     schedule = compile_for_training(
         model, recipe, batch_size, len(train_batches), epochs, len(class_names), schedule_clock, jit_compile
     )
+    if checkpoint is not None:
+        model.optimizer.build(model.trainable_variables)  # as fit() would, so that its variables exist
+        checkpoint.restore(model)
+    folder.write_config(config)
 
-    EpochSetter, NanGuard, RunLogger, ClockSchedule = _callbacks_module()
+    # -- training (skipped when the checkpoint says it is done: a kill came before the last files)
+    last_epoch = epochs if schedule_clock == "steps" else TIME_CLOCK_EPOCH_CAP * epochs
     logger = RunLogger(
-        run_dir, student, train_batches.num_images,
-        None if time_budget_minutes is None else 60.0 * time_budget_minutes,
+        train_batches.num_images, None if time_budget_minutes is None else 60.0 * time_budget_minutes,
+        history=[] if checkpoint is None else checkpoint.history,
     )
-    callback_list = [
-        EpochSetter(train_batches),
-        NanGuard(),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
-    ]
-    if recipe.ema_momentum:
-        # Validate and checkpoint with the EMA weights; the backup keeps the raw ones.
-        callback_list.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    callback_list.append(logger)
-    if schedule_clock == "time":
-        callback_list.append(ClockSchedule(schedule, epochs, logger))
-    callback_list.extend(callbacks)
-
+    if checkpoint is not None:
+        folder.publish(checkpoint)  # history.csv and best.weights.h5 as committed with these weights
     with fast_paths_enabled(torch_fast_paths):
-        model.fit(
-            train_batches,
-            epochs=epochs if schedule_clock == "steps" else TIME_CLOCK_EPOCH_CAP * epochs,
-            validation_data=test_batches,
-            callbacks=callback_list,
-            verbose=verbose,
-        )
+        if checkpoint is None or not checkpoint.state["training_done"]:
+            stage = StageCheckpoint(folder)
+            callback_list = [
+                EpochSetter(train_batches),
+                DivergenceGuard(len(class_names), config["learning_rate"]),
+                logger,
+                stage,
+            ]
+            if recipe.ema_momentum:
+                # Validate and publish the EMA weights; the checkpoint's variables are the raw ones.
+                callback_list += [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), UnshareEMAWeights()]
+            callback_list.append(CommitCheckpoint(stage, student, logger, last_epoch, previous=checkpoint))
+            if schedule_clock == "time":
+                callback_list.append(ClockSchedule(schedule, epochs, logger))
+            callback_list.extend(callbacks)  # after the commit, so that an exception in one leaves a resumable run
+            model.fit(
+                train_batches,
+                epochs=last_epoch,
+                initial_epoch=0 if checkpoint is None else checkpoint.epoch,
+                # ImageBatches orders each epoch from (seed, epoch); Keras' own shuffling
+                # of the batches would draw from the process's RNG, which a resumed run
+                # does not share with the uninterrupted one.
+                shuffle=False,
+                validation_data=test_batches,
+                callbacks=callback_list,
+                verbose=verbose,
+            )
+            checkpoint = folder.latest_checkpoint()
+        else:
+            student.load_weights(checkpoint.path / PUBLISHED_WEIGHTS)
         final = model.evaluate(test_batches, verbose=0, return_dict=True)
 
     # -- files
-    history = read_history(run_dir / "history.csv")
+    history = [] if checkpoint is None else checkpoint.history
     if not history:
         raise TrainingError("no epoch was completed.")
     best = max(history, key=lambda r: r.get("val_accuracy", -1))
     train_seconds = sum(r["train_seconds"] for r in history)
     epochs_done = history[-1]["epoch"]
-    student.save(run_dir / "model.keras")
+    stopped_by_budget = checkpoint.state["stopped_by_budget"]
+    folder.save_model(student)
     metrics = {
         "model": model_name,
         "dataset": dataset_name,
         "recipe": recipe.name,
         "epochs_requested": epochs,
         "epochs_completed": epochs_done,
-        "stopped_early": "time budget" if logger.stopped_by_budget else None,
+        "stopped_early": "time budget" if stopped_by_budget else None,
         "schedule_clock": schedule_clock,
         "top1": float(final["accuracy"]),
         "top5": float(final["top5"]),
@@ -726,6 +579,6 @@ def train(
         "distribution": describe_distribution(),
         **provenance.provenance(),
     }
-    _atomic_write(metrics_path, json.dumps(metrics, indent=2) + "\n")
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    folder.write_metrics(metrics)  # the run is finished from here on
+    folder.remove_checkpoints()
     return RunResult(run_dir, config, metrics, history, student)
