@@ -1,21 +1,14 @@
 """benchmarks/cpu_benchmark.py: epochs planned from a probe of real training steps; recipe changes."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from script_loader import load_script
 from vt_edu.training import get_recipe
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_benchmark.py"
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("cpu_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/cpu_benchmark.py")
 
 
 def test_probe_times_training_steps_even_on_fewer_images_than_it_needs():

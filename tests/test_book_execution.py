@@ -109,11 +109,9 @@ def test_the_build_uses_the_profiles_cell_timeout_and_fails_on_a_failed_chapter(
 
 
 def test_nbmake_gets_the_profiles_cell_timeout_unless_one_is_given(monkeypatch):
-    import importlib.util
+    from script_loader import load_script
 
-    spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "book" / "conftest.py")
-    book_conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(book_conftest)
+    book_conftest = load_script("book/conftest.py", "book_conftest")
     monkeypatch.setenv("VT_EDU_PROFILE", "quick")
 
     class Config:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-CI = Path(__file__).resolve().parents[1] / ".ci"
+from script_loader import load_script
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, CI / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f".ci/{name}.py")
 
 
 def test_installing_must_not_change_a_preinstalled_package(tmp_path, capsys):

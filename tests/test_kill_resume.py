@@ -8,19 +8,14 @@ instant and one that resumes the run to its end.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import time
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "kill_resume_check.py"
+from script_loader import load_script
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("kill_resume_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/kill_resume_check.py")
 
 
 def test_runs_killed_at_random_instants_resume_to_the_uninterrupted_run(tmp_path):

@@ -7,7 +7,6 @@ setting, runs the tool, and these tests check that nothing else still names the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -23,9 +23,7 @@ NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 BUILT_HTML_ENV = os.environ.get("VT_EDU_BUILT_HTML")
 BUILT_HTML = Path(BUILT_HTML_ENV or ROOT / "_build" / "html")
 
-_spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
-set_repository = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(set_repository)
+set_repository = load_script("tools/set_repository.py")
 
 
 def _config():
