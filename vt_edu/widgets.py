@@ -167,14 +167,13 @@ def recipe_schedule(recipe, batch_size: int | None = None, epochs: int | None = 
         A :class:`~vt_edu.training.schedules.EpochSchedule`.
     """
     from vt_edu.training import get_recipe
-    from vt_edu.training.loop import _make_optimizer  # the one place that builds schedules
+    from vt_edu.training.optimizers import make_schedule  # the schedule train() uses
 
     recipe = get_recipe(recipe)
     batch_size = recipe.batch_size if batch_size is None else int(batch_size)
     epochs = recipe.epochs if epochs is None else int(epochs)
     steps_per_epoch = max(1, int(train_images) // batch_size)
-    _, schedule = _make_optimizer(recipe, batch_size, steps_per_epoch, epochs)
-    return schedule
+    return make_schedule(recipe, batch_size, steps_per_epoch, epochs)
 
 
 class SchedulePanel(Panel):

@@ -124,7 +124,7 @@ def _spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def _check_options(name: str, options: dict) -> None:
+def check_options(name: str, options: dict) -> None:
     """Fail with a readable message on an option name or value the model cannot use."""
     spec = _spec(name)
     unknown = sorted(set(options) - set(spec.defaults))
@@ -196,7 +196,7 @@ def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **op
         ModelConfigError: unknown name, unknown option or invalid value (before any
             layer is built).
     """
-    _check_options(name, options)
+    check_options(name, options)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ModelConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     shape = tuple(input_shape)

@@ -6,6 +6,7 @@
 
 * :mod:`~vt_edu.training.recipes`: ``seed``, ``paper-default``, ``paper-advanced``, ``fast``.
 * :mod:`~vt_edu.training.schedules`: per-epoch learning-rate schedules (Keras schedules).
+* :mod:`~vt_edu.training.optimizers`: a recipe's schedule and optimizer, built in one place.
 * :mod:`~vt_edu.training.pipeline`: :class:`ImageBatches`, a ``keras.utils.PyDataset``.
 * :mod:`~vt_edu.training.augment`: RandAugment-lite in NumPy.
 * :mod:`~vt_edu.training.distillation`: the 0.8·KD + 0.2·CE loss and :class:`Distiller`.
@@ -39,6 +40,8 @@ _EXPORTS = {
     "flip_tta_accuracy": "evaluation",
     "predict_probabilities": "evaluation",
     "ImageBatches": "pipeline",
+    "make_optimizer": "optimizers",
+    "make_schedule": "optimizers",
     "RECIPES": "recipes",
     "Recipe": "recipes",
     "RecipeError": "recipes",

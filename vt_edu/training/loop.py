@@ -52,6 +52,7 @@ import numpy as np
 from vt_edu.names import DATASETS
 from vt_edu.training.distribution import check_batch_split, describe_distribution, with_distribution
 from vt_edu.training.errors import TrainingError
+from vt_edu.training.optimizers import make_optimizer
 from vt_edu.training.recipes import Recipe, RecipeError, get_recipe
 from vt_edu.training.run_folder import DIFFERENT, FINISHED, RunFolder, read_history
 
@@ -88,7 +89,7 @@ def _positive_int(name, value, allow_none=False):
 
 def _check_arguments(model_name, dataset, recipe, epochs, batch_size, seed, width, max_train_images,
                      max_test_images, model_options, data, time_budget_minutes, schedule_clock):
-    from vt_edu.models.registry import ModelConfigError, _check_options
+    from vt_edu.models.registry import ModelConfigError, check_options
 
     try:
         recipe = get_recipe(recipe)
@@ -114,7 +115,7 @@ def _check_arguments(model_name, dataset, recipe, epochs, batch_size, seed, widt
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         raise TrainingError(f"model {model_name!r}: width={value!r} is invalid; expected a finite number > 0.")
     try:
-        _check_options(model_name, options)
+        check_options(model_name, options)
     except ModelConfigError as error:
         raise TrainingError(str(error)) from None
     return recipe, epochs, batch_size, max_train_images, max_test_images, options
@@ -204,42 +205,6 @@ def default_run_dir(model_name, dataset, recipe_name, epochs, seed, width=None) 
 
 
 # ----------------------------------------------------------------------------- train
-def _make_optimizer(recipe: Recipe, batch_size: int, steps_per_epoch: int, epochs: int, schedule_clock="steps"):
-    """The recipe's optimizer and schedule. With ``schedule_clock="time"`` the optimizer gets a
-    plain rate (a variable) that :class:`ClockSchedule` sets from the schedule before each batch."""
-    import keras
-
-    from vt_edu.training import schedules
-
-    lr = recipe.scaled_learning_rate(batch_size)
-    opts = recipe.schedule_options
-    if recipe.schedule == "constant":
-        schedule = schedules.ConstantSchedule(lr, steps_per_epoch)
-    elif recipe.schedule == "step":
-        schedule = schedules.StepSchedule(lr, steps_per_epoch, **opts)
-    elif recipe.schedule == "warmup_exponential":
-        opts = dict(opts)
-        # The warm-up never starts above its peak (small batches scale the peak down).
-        opts["start_learning_rate"] = min(opts.get("start_learning_rate", 0.01), lr)
-        schedule = schedules.WarmupExponentialSchedule(lr, steps_per_epoch, **opts)
-    elif recipe.schedule == "warmup_cosine":
-        schedule = schedules.WarmupCosineSchedule(lr, steps_per_epoch, total_epochs=epochs, **opts)
-    else:
-        raise TrainingError(f"recipe {recipe.name!r}: unknown schedule {recipe.schedule!r}.")
-    rate = schedule if schedule_clock == "steps" else float(schedules.sample_lr(schedule, [0.0])[1][0])
-    extra = {"global_clipnorm": recipe.clip_norm}
-    if recipe.ema_momentum:
-        extra.update(use_ema=True, ema_momentum=recipe.ema_momentum)
-    if recipe.optimizer == "adam":
-        return keras.optimizers.Adam(rate, weight_decay=recipe.keras_weight_decay(), **extra), schedule
-    if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            rate, momentum=recipe.momentum, nesterov=recipe.nesterov,
-            weight_decay=recipe.keras_weight_decay(), **extra,
-        ), schedule
-    raise TrainingError(f"recipe {recipe.name!r}: unknown optimizer {recipe.optimizer!r}.")
-
-
 def default_jit_compile(gpu: bool):
     """:func:`train`'s XLA setting when none is given."""
     import keras
@@ -266,7 +231,7 @@ def compile_for_training(model, recipe: Recipe, batch_size: int, steps_per_epoch
 
     if jit_compile is None:
         jit_compile = default_jit_compile(gpu_available())
-    optimizer, schedule = _make_optimizer(recipe, batch_size, steps_per_epoch, epochs, schedule_clock)
+    optimizer, schedule = make_optimizer(recipe, batch_size, steps_per_epoch, epochs, schedule_clock)
     model.compile(
         optimizer=optimizer,
         loss=SparseSmoothedCrossEntropy(recipe.label_smoothing),
