@@ -33,6 +33,7 @@ from vt_edu.layers._common import (
 )
 from vt_edu.layers.softmax import float32_matmul, softmax_float32
 from vt_edu.layers.spatial import flatten_spatial
+from vt_edu.names import DEFAULT_NUM_TOKENS
 
 
 def tokens_from_attention(attention, x, w_v=None):
@@ -129,7 +130,7 @@ class FilterTokenizer(_ProjectingTokenizer):
 
     def __init__(
         self,
-        num_tokens=16,
+        num_tokens=DEFAULT_NUM_TOKENS,
         token_channels=None,
         use_value_projection=False,
         kernel_initializer="glorot_uniform",
@@ -271,7 +272,7 @@ class PoolingTokenizer(keras.layers.Layer):
         the pixels of each cell (columns sum to 1 over ``H*W``).
     """
 
-    def __init__(self, num_tokens=16, **kwargs):
+    def __init__(self, num_tokens=DEFAULT_NUM_TOKENS, **kwargs):
         super().__init__(**kwargs)
         self.num_tokens = check_positive_int("PoolingTokenizer", "num_tokens", num_tokens)
         self.grid = math.isqrt(self.num_tokens)
