@@ -408,8 +408,9 @@ def train(
         config["schedule_clock"] = schedule_clock
     if torch_fast_paths:  # absent means off, for the same reason
         config["torch_fast_paths"] = True
-    if describe_distribution() is not None:  # absent means one device, for the same reason
-        config["distribution"] = describe_distribution()
+    distribution_record = describe_distribution()  # the distribution train() runs in (see with_distribution)
+    if distribution_record is not None:  # absent means one device, for the same reason
+        config["distribution"] = distribution_record
     config = json.loads(json.dumps(config))  # normalise tuples etc. for comparison
 
     # -- the run folder: new, resumable, finished, of other settings, or not a run's
@@ -541,7 +542,7 @@ def train(
         "jit_compile": jit_compile,
         "torch_fast_paths": bool(torch_fast_paths),
         "distilled_from": config["teacher"],
-        "distribution": describe_distribution(),
+        "distribution": distribution_record,
         **provenance.provenance(),
     }
     folder.write_metrics(metrics)  # the run is finished from here on
