@@ -411,12 +411,17 @@ def test_cache_entry_written_with_wrong_content_is_rebuilt(tiny_cifar, tamper):
 # --- symbolic links ----------------------------------------------------------------
 
 
+def _splits_as_links(real, folder):
+    """``folder`` holding ``train`` and ``test`` as symbolic links to ``real``'s splits."""
+    folder.mkdir()
+    for split in ("train", "test"):
+        (folder / split).symlink_to(real / split, target_is_directory=True)
+    return folder
+
+
 def test_split_folders_given_as_symbolic_links_are_followed(tiny_cifar, tmp_path):
     real, expected = tiny_cifar.image_folder(name="real")
-    linked = tmp_path / "linked"
-    linked.mkdir()
-    for split in ("train", "test"):
-        (linked / split).symlink_to(real / split, target_is_directory=True)
+    linked = _splits_as_links(real, tmp_path / "linked")
     assert_loaded(load_cifar(source=linked, progress=False), expected)
 
 
@@ -430,10 +435,7 @@ def test_a_symbolic_link_cycle_does_not_hang_the_listing(tiny_cifar):
 
 def test_links_inside_an_archive_are_named_not_followed(tiny_cifar, tmp_path):
     real, _ = tiny_cifar.image_folder(name="real")
-    linked = tmp_path / "linked"
-    linked.mkdir()
-    for split in ("train", "test"):
-        (linked / split).symlink_to(real / split, target_is_directory=True)
+    linked = _splits_as_links(real, tmp_path / "linked")
     archive = tmp_path / "linked.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(linked, arcname="")  # links stored as links, as tar does by default
