@@ -9,8 +9,21 @@ from __future__ import annotations
 #: Data sets that ``train`` and ``load_dataset`` know by name.
 DATASETS = ("cifar10", "cifar100")
 
+#: Models of :func:`vt_edu.models.create_model` that classify images, in the order the book introduces them.
+CLASSIFICATION_MODELS = ("cnn", "resnet18", "vt_resnet18", "vit")
+
+#: Models that label every pixel (the semantic FPN and the paper's VT-FPN).
+SEGMENTATION_MODELS = ("fpn", "vt_fpn")
+
 #: Models of :func:`vt_edu.models.create_model`, in the order the book introduces them.
-MODEL_NAMES = ("cnn", "resnet18", "vt_resnet18", "vit")
+#: (The segmentation models join when the registry builds them.)
+MODEL_NAMES = CLASSIFICATION_MODELS
+
+#: What a run learns: one label per image, or one label per pixel.
+TASKS = ("classification", "segmentation")
+
+#: Class 0 of a segmentation mask; CIFAR class ``c`` is mask value ``c + 1``.
+SCENE_BACKGROUND = "background"
 
 #: ``L``, visual tokens per VT module: 16 in the paper for VT-ResNet-18.
 DEFAULT_NUM_TOKENS = 16
@@ -29,3 +42,8 @@ def check_num_tokens(value, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{where}: num_tokens must be a positive integer (L >= 1), got {value!r}.")
     return value
+
+
+def task_of(model_name: str) -> str:
+    """The task a model learns: ``"segmentation"`` for :data:`SEGMENTATION_MODELS`, else ``"classification"``."""
+    return "segmentation" if model_name in SEGMENTATION_MODELS else "classification"
