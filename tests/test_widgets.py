@@ -269,7 +269,7 @@ def test_run_row_formats_missing_values():
 
 
 def test_run_folders_depend_on_settings_and_on_the_code(tmp_path, monkeypatch):
-    import vt_edu.widgets as module
+    import vt_edu.widgets.experiment_panel as module  # owns _code_fingerprint
 
     panel = ExperimentPanel(run_root=tmp_path, model="cnn")
     first = panel._run_dir(panel.settings())

@@ -24,7 +24,7 @@ import numpy as np
 
 from vt_edu.analysis import effective_count, upsample
 from vt_edu.reference import softmax
-from vt_edu.widgets import LIVE_NOTE, Panel, new_figure
+from vt_edu.widgets.panel import LIVE_NOTE, Panel, new_figure
 
 __all__ = ["TokenExplorer"]
 
