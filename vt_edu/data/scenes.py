@@ -27,14 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from vt_edu.data import cache
+from vt_edu.data import cache, scene_cache
 from vt_edu.data.loader import load_cifar
 from vt_edu.names import DATASETS, SCENE_BACKGROUND
 
@@ -170,7 +169,9 @@ def _check_images(images, labels, num_classes) -> int:
     if labels.max() >= num_classes:
         raise ValueError(f"labels must be < num_classes ({num_classes}), got {labels.max()}.")
     if num_classes > 255:
-        raise SceneSettingsError(f"num_classes must be at most 255 (masks are uint8, class c is c + 1), got {num_classes}.")
+        raise SceneSettingsError(
+            f"num_classes must be at most 255 (masks are uint8 and class c is c + 1), got {num_classes}."
+        )
     return int(num_classes)
 
 
@@ -330,28 +331,27 @@ def load_scenes(
     _check_count("num_test", num_test)
     _check_seed(seed)
     (x_train, y_train), (x_test, y_test), class_names = load_cifar(name, source=source, progress=progress)
-    settings = dict(
-        num_train=num_train,
-        num_test=num_test,
-        canvas_size=canvas_size,
-        max_objects=max_objects,
-        min_object_size=min_object_size,
-        max_object_size=max_object_size,
-        seed=seed,
-        format=FORMAT_VERSION,
-    )
-    identity = {key: int(value) for key, value in settings.items()}
-    identity.update(
+    # Every setting and the images themselves name the entry: nothing else changes the scenes.
+    identity = dict(
         name=name,
+        num_train=int(num_train),
+        num_test=int(num_test),
+        canvas_size=int(canvas_size),
+        max_objects=int(max_objects),
+        min_object_size=int(min_object_size),
+        max_object_size=int(max_object_size),
+        seed=int(seed),
+        format=FORMAT_VERSION,
         class_names=list(class_names),
         source=cache.array_digest(dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)),
     )
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    path = cache.folder() / f"scenes-{name}-{key[:32]}-v{FORMAT_VERSION}.npz"
-    shapes = {"train": num_train, "test": num_test}
-    cached = _load_entry(path, key, shapes, canvas_size, max_objects, list(class_names))
-    if cached is not None:
-        return cached
+    path = scene_cache.entry_path(name, key, FORMAT_VERSION)
+    sizes = {"train": num_train, "test": num_test}
+    cached = scene_cache.load(path, key, _entry_layout(sizes, canvas_size, max_objects, len(class_names)))
+    if cached is not None and _in_range(cached, len(class_names)):
+        splits = {split: SceneSet(*(cached[f"{split}_{field}"] for field in SceneSet._fields)) for split in sizes}
+        return SceneData(**splits, class_names=list(class_names))
     train_seed, test_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
     common = dict(
         canvas_size=canvas_size,
@@ -366,51 +366,28 @@ def load_scenes(
         test=make_scenes(x_test, y_test, num_test, seed=test_seed, **common),
         class_names=list(class_names),
     )
-    _save_entry(path, key, result)
+    arrays = {f"{split}_{field}": value for split in sizes for field, value in getattr(result, split)._asdict().items()}
+    scene_cache.save(path, key, arrays)
     return result
 
 
-def _entry_arrays(data: SceneData, key: str) -> dict:
-    arrays = {f"{split}_{field}": value for split in ("train", "test") for field, value in getattr(data, split)._asdict().items()}
-    arrays["class_names"] = np.array(data.class_names, dtype=str)
-    arrays["key"] = np.array(key)
-    return arrays
+def _entry_layout(sizes: dict, canvas_size: int, max_objects: int, num_classes: int) -> dict:
+    """The dtype and shape of every array of a cache entry: ``"<split>_<field>"``."""
+    s, m, k = canvas_size, max_objects, num_classes
+    layout = {}
+    for split, n in sizes.items():
+        layout.update({
+            f"{split}_scenes": (np.uint8, (n, s, s, 3)),
+            f"{split}_masks": (np.uint8, (n, s, s)),
+            f"{split}_labels": (np.int64, (n,)),
+            f"{split}_present": (np.bool_, (n, k)),
+            f"{split}_boxes": (np.int32, (n, m, 4)),
+            f"{split}_object_classes": (np.int32, (n, m)),
+        })  # fmt: skip
+    return layout
 
 
-def _save_entry(path, key: str, data: SceneData) -> None:
-    arrays = _entry_arrays(data, key)
-    digest = np.array(cache.array_digest(arrays))
-    cache.write_atomically(path, lambda f: np.savez(f, digest=digest, **arrays))
-
-
-def _load_entry(path, key, counts, canvas_size, max_objects, class_names):
-    """The cached :class:`SceneData`, or None if the entry is missing or fails a check."""
-    names = [f"{split}_{field}" for split in ("train", "test") for field in SceneSet._fields]
-    try:
-        with np.load(path, allow_pickle=False) as entry:
-            arrays = {name: entry[name] for name in (*names, "class_names", "key")}
-            digest = entry["digest"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-    if digest.shape != () or str(digest) != cache.array_digest(arrays) or str(arrays["key"]) != key:
-        return None
-    if [str(n) for n in arrays["class_names"]] != class_names:
-        return None
-    k, s, m = len(class_names), canvas_size, max_objects
-    splits = {}
-    for split, n in counts.items():
-        expected = dict(
-            scenes=(np.uint8, (n, s, s, 3)),
-            masks=(np.uint8, (n, s, s)),
-            labels=(np.int64, (n,)),
-            present=(np.bool_, (n, k)),
-            boxes=(np.int32, (n, m, 4)),
-            object_classes=(np.int32, (n, m)),
-        )
-        got = {field: arrays[f"{split}_{field}"] for field in SceneSet._fields}
-        if any(got[f].dtype != dtype or got[f].shape != shape for f, (dtype, shape) in expected.items()):
-            return None
-        if got["masks"].max() > k or got["labels"].min() < 0 or got["labels"].max() >= k:
-            return None
-        splits[split] = SceneSet(**got)
-    return SceneData(train=splits["train"], test=splits["test"], class_names=class_names)
+def _in_range(arrays: dict, num_classes: int) -> bool:
+    masks = [a for name, a in arrays.items() if name.endswith("_masks")]
+    labels = [a for name, a in arrays.items() if name.endswith("_labels")]
+    return all(m.max() <= num_classes for m in masks) and all(0 <= y.min() and y.max() < num_classes for y in labels)
