@@ -189,24 +189,22 @@ def _interpolation_matrix(size: int, grid: int) -> np.ndarray:
 
 def _paint_backgrounds(out: np.ndarray, base: np.ndarray, offsets: np.ndarray) -> None:
     """Fill ``out`` (N, S, S, 3) with bilinear stretches of ``base + offsets`` (N, G, G, 3)."""
-    weights = _interpolation_matrix(out.shape[1], offsets.shape[1])
-    for start in range(0, len(out), _CHUNK):
-        grid = base[start : start + _CHUNK] + offsets[start : start + _CHUNK]
-        smooth = np.einsum("si,nijc,tj->nstc", weights, grid, weights, optimize=True)
-        out[start : start + _CHUNK] = np.clip(np.rint(smooth), 0, 255).astype(np.uint8)
+    n, size, grid = len(out), out.shape[1], offsets.shape[1]
+    weights = _interpolation_matrix(size, grid)
+    # The stretch is linear in the G*G control colours: one (G*G, S*S) basis, one matmul.
+    basis = np.einsum("si,tj->stij", weights, weights).reshape(size * size, grid * grid).astype(np.float32)
+    for start in range(0, n, _CHUNK):
+        colours = (base[start : start + _CHUNK] + offsets[start : start + _CHUNK]).astype(np.float32)
+        smooth = basis @ colours.reshape(len(colours), grid * grid, 3)
+        # Weights are convex and the colours lie in 0..255, so rounding needs no clipping.
+        smooth += 0.5
+        out[start : start + _CHUNK] = smooth.reshape(len(colours), size, size, 3)
 
 
 def _resized(image: np.ndarray, side: int) -> np.ndarray:
     if image.shape[:2] == (side, side):
         return image
     return np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR))
-
-
-def _class_pixels(masks: np.ndarray, num_classes: int) -> np.ndarray:
-    """(N, num_classes + 1) pixel count of each mask value in each mask."""
-    n = len(masks)
-    flat = masks.reshape(n, -1).astype(np.int64) + (num_classes + 1) * np.arange(n)[:, None]
-    return np.bincount(flat.ravel(), minlength=n * (num_classes + 1)).reshape(n, num_classes + 1)
 
 
 def make_scenes(
@@ -269,13 +267,14 @@ def make_scenes(
     boxes = np.stack([tops, lefts, tops + sides, lefts + sides], axis=-1)
     boxes = np.where(used[..., None], boxes, -1).astype(np.int32)
 
+    pixels = np.empty((n, num_classes + 1), np.int64)  # visible pixels of each mask value
     for i in tqdm(range(n), desc=f"Composing {n} scenes", unit="scene", disable=not progress):
         for k in range(counts[i]):
             top, left, bottom, right = boxes[i, k]
             scenes[i, top:bottom, left:right] = _resized(images[picks[i, k]], int(sides[i, k]))
             masks[i, top:bottom, left:right] = object_classes[i, k] + 1
-
-    pixels = _class_pixels(masks, num_classes)[:, 1:]
+        pixels[i] = np.bincount(masks[i].ravel(), minlength=num_classes + 1)
+    pixels = pixels[:, 1:]
     return SceneSet(
         scenes=scenes,
         masks=masks,
