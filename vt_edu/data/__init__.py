@@ -1,4 +1,4 @@
-"""The data layer: CIFAR-10/100 from a download or local files, and batch helpers.
+"""The data layer: CIFAR-10/100 from a download or local files, scenes composed from them, and batch helpers.
 
 Everything a chapter needs is importable from here::
 
@@ -24,6 +24,15 @@ from vt_edu.data.errors import (
 )
 from vt_edu.data.loader import CifarData, load_cifar
 from vt_edu.data.names import CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES
+from vt_edu.data.scenes import (
+    SceneData,
+    SceneSet,
+    SceneSettingsError,
+    check_scene_settings,
+    load_scenes,
+    make_scenes,
+    segmentation_class_names,
+)
 from vt_edu.data.transforms import balanced_subset, channel_stats, normalize, random_crop_flip
 
 __all__ = [
@@ -34,6 +43,9 @@ __all__ = [
     "CIFAR10_CLASSES",
     "CifarData",
     "ClassMismatchError",
+    "SceneData",
+    "SceneSet",
+    "SceneSettingsError",
     "CorruptFileError",
     "DataError",
     "DownloadError",
@@ -44,8 +56,12 @@ __all__ = [
     "UnsafePickleError",
     "balanced_subset",
     "channel_stats",
+    "check_scene_settings",
     "create_augmentation",
     "load_cifar",
+    "load_scenes",
+    "make_scenes",
     "normalize",
     "random_crop_flip",
+    "segmentation_class_names",
 ]
