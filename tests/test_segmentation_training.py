@@ -306,3 +306,11 @@ def test_cli_trains_a_segmentation_model_and_prints_mean_iou(tmp_path, monkeypat
     assert "model 'cnn' learns classification" in capsys.readouterr().err
     assert main(["train", "--model", "fpn", "--max-train-images", "10", "--epochs", "1"]) == 2
     assert "--train-scenes" in capsys.readouterr().err
+
+
+def test_compare_refuses_segmentation_models_with_a_clear_error(tmp_path):
+    from vt_edu.training import compare
+
+    with pytest.raises(TrainingError, match="segmentation model.*fpn.*train"):
+        compare(["cnn", "fpn"], out_dir=tmp_path / "cmp", data=DATA, epochs=1, verbose=0)
+    assert not (tmp_path / "cmp").exists()

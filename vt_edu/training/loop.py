@@ -4,8 +4,11 @@ A run folder (:mod:`vt_edu.training.run_folder`) holds everything about one run:
 
     config.json        every setting of the run (what identifies it)
     history.csv        one row per completed epoch: lr, train/test loss, top-1, top-5, seconds
-    metrics.json       final test top-1/top-5, time, images/s, params, MACs, provenance
-    best.weights.h5    weights of the epoch with the best test top-1 (EMA weights with EMA)
+                       (segmentation: pixel accuracy and mean IoU instead of top-1/top-5)
+    metrics.json       final test top-1/top-5 (segmentation: mean IoU, pixel accuracy), time,
+                       images/s, params, MACs, provenance
+    best.weights.h5    weights of the epoch with the best test top-1 (segmentation: mean IoU;
+                       EMA weights with EMA)
     model.keras        the final model (EMA weights with EMA), reloadable with keras.models.load_model
     backup/epoch-K/    the newest checkpoint while a run is unfinished
 
@@ -36,7 +39,14 @@ the machine turns out to be.
 
 Note on "best": CIFAR has no separate validation split here, so the per-epoch test
 accuracy both selects and scores ``best.weights.h5``; ``best_top1`` is therefore
-optimistic. ``top1`` (the headline number) is the final model's.
+optimistic. ``top1`` (the headline number) is the final model's. The same holds for a
+segmentation run's ``best_mean_iou`` and ``mean_iou``.
+
+Segmentation (``task="segmentation"``, the task of ``fpn`` and ``vt_fpn``): the targets
+are masks ``(N, S, S)`` of scenes (:mod:`vt_edu.training.scene_data`), the loss is the
+mean per-pixel cross-entropy, and the metrics are pixel accuracy (``accuracy``) and
+mean IoU (``mean_iou``). Classification run folders are unchanged by it: ``config.json``
+gains ``task`` and ``scenes`` only for segmentation.
 """
 
 from __future__ import annotations
@@ -144,10 +154,12 @@ def _check_task(model_name, task, scenes, data, recipe: Recipe, max_train_images
                 f"{name} applies to classification; a segmentation run sets its number of scenes with "
                 f"scenes={{'{key}': N}} ({flag} N)."
             )
-    if recipe.augment not in ("none", "crop_flip"):
+    from vt_edu.training.pipeline import SCENE_AUGMENTATIONS
+
+    if recipe.augment not in SCENE_AUGMENTATIONS:
         raise TrainingError(
             f"recipe {recipe.name!r} augments with {recipe.augment}, whose translations and cutouts would not "
-            f"move the masks; segmentation takes augment 'none' or 'crop_flip' "
+            f"move the masks; segmentation takes augment {' or '.join(map(repr, SCENE_AUGMENTATIONS))} "
             f"(e.g. get_recipe({recipe.name!r}, augment='crop_flip'))."
         )
     if teacher is not None:
