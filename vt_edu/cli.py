@@ -3,6 +3,7 @@
 Examples::
 
     python -m vt_edu train --model vt_resnet18 --recipe fast --epochs 15 --width 0.25
+    python -m vt_edu train --model vt_fpn --recipe fast --epochs 10 --width 0.25 --train-scenes 2000
     python -m vt_edu compare --models cnn,resnet18,vt_resnet18 --recipe seed --epochs 10 --width 0.25
     python -m vt_edu flops --model vt_resnet18 --input-size 224 --classes 1000
     python -m vt_edu list
@@ -21,7 +22,7 @@ import os
 import sys
 
 # vt_edu.names is Keras-free, so ``--help`` works before ``--backend`` is applied.
-from vt_edu.names import MODEL_NAMES
+from vt_edu.names import MODEL_NAMES, SEGMENTATION_MODELS, TASKS
 
 BACKENDS = ("tensorflow", "jax", "torch")
 EXIT_USAGE = 2
@@ -133,6 +134,31 @@ def _add_training_options(p, several=False):
                    help="0: silent, 1: a progress bar per epoch, 2: one line per epoch (for log files).")
 
 
+def _add_scene_options(p):
+    from vt_edu.training.scene_data import DEFAULT_SCENE_SEED, SCENE_DEFAULTS
+
+    group = p.add_argument_group(
+        "segmentation",
+        f"Segmentation runs ({', '.join(SEGMENTATION_MODELS)}) train on scenes of CIFAR objects on a canvas, "
+        f"one class per pixel (background + the data set's classes), drawn with scene seed {DEFAULT_SCENE_SEED} "
+        "whatever --seed is, so every model sees the same scenes. They report mean IoU and pixel accuracy; "
+        "--max-train-images/--max-test-images do not apply (use --train-scenes/--test-scenes).",
+    )
+    group.add_argument("--task", choices=TASKS, default=None,
+                       help="what the model learns (default: the model's; segmentation for "
+                            f"{', '.join(SEGMENTATION_MODELS)}). A task the model does not learn is an error.")
+    for flag, key, what in (
+        ("--train-scenes", "num_train", "training scenes"),
+        ("--test-scenes", "num_test", "test scenes"),
+        ("--canvas-size", "canvas_size", "side of a scene in pixels"),
+        ("--max-objects", "max_objects", "most objects per scene"),
+        ("--min-object-size", "min_object_size", "smallest side of a pasted object in pixels"),
+        ("--max-object-size", "max_object_size", "largest side of a pasted object in pixels"),
+    ):
+        group.add_argument(flag, type=_int, default=None, dest=key,
+                           metavar="N", help=f"{what} (default: {SCENE_DEFAULTS[key]}).")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is ONE line (the command, the error, where to look), exit 2."""
 
@@ -154,8 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "best.weights.h5 and model.keras into the run folder; re-running the same command "
                     "after an interruption continues from the last completed epoch.",
     )
-    p.add_argument("--model", required=True, metavar="NAME", help=f"one of: {', '.join(MODEL_NAMES)}.")
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help=f"one of: {', '.join(MODEL_NAMES)}; segmentation: {', '.join(SEGMENTATION_MODELS)}.")
     _add_training_options(p)
+    _add_scene_options(p)
     from vt_edu.training.distribution import DISTRIBUTIONS
 
     p.add_argument("--distribution", choices=DISTRIBUTIONS, default=None,
@@ -217,6 +245,14 @@ def _model_options(args):
     return options
 
 
+def _scene_options(args):
+    """The scene settings given on the command line (``None`` if none)."""
+    from vt_edu.training.scene_data import SCENE_DEFAULTS
+
+    given = {key: getattr(args, key) for key in SCENE_DEFAULTS if getattr(args, key) is not None}
+    return given or None
+
+
 def _cmd_train(args):
     from vt_edu.training import train
 
@@ -242,11 +278,18 @@ def _cmd_train(args):
         overwrite=args.overwrite,
         verbose=args.verbose,
         distribution=args.distribution,
+        task=args.task,
+        scenes=_scene_options(args),
     )
     m = result.metrics
+    if m.get("task") == "segmentation":
+        scores = f"test mIoU {100 * m['mean_iou']:.2f} %, pixel accuracy {100 * m['pixel_accuracy']:.2f} %"
+        speed = f"{m['images_per_second']:.0f} scenes/s"
+    else:
+        scores = f"test top-1 {100 * m['top1']:.2f} %, top-5 {100 * m['top5']:.2f} %"
+        speed = f"{m['images_per_second']:.0f} images/s"
     print(
-        f"{m['model']}: test top-1 {100 * m['top1']:.2f} %, top-5 {100 * m['top5']:.2f} % after "
-        f"{m['epochs_completed']} epochs ({m['train_seconds'] / 60:.1f} min, {m['images_per_second']:.0f} images/s); "
+        f"{m['model']}: {scores} after {m['epochs_completed']} epochs ({m['train_seconds'] / 60:.1f} min, {speed}); "
         f"{m['params'] / 1e6:.2f} M params, {m['macs'] / 1e6:.1f} M MACs. Run folder: {result.run_dir}"
     )
     return 0

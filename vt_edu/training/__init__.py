@@ -7,7 +7,9 @@
 * :mod:`~vt_edu.training.recipes`: ``seed``, ``paper-default``, ``paper-advanced``, ``fast``.
 * :mod:`~vt_edu.training.schedules`: per-epoch learning-rate schedules (Keras schedules).
 * :mod:`~vt_edu.training.optimizers`: a recipe's schedule and optimizer, built in one place.
-* :mod:`~vt_edu.training.pipeline`: :class:`ImageBatches`, a ``keras.utils.PyDataset``.
+* :mod:`~vt_edu.training.pipeline`: :class:`ImageBatches`, a ``keras.utils.PyDataset``
+  (and :class:`SceneBatches`: scenes with their masks, for segmentation).
+* :mod:`~vt_edu.training.scene_data`: a segmentation run's scene settings and scenes.
 * :mod:`~vt_edu.training.augment`: RandAugment-lite in NumPy.
 * :mod:`~vt_edu.training.distillation`: the 0.8·KD + 0.2·CE loss and :class:`Distiller`.
 * :mod:`~vt_edu.training.loop`: :func:`train`.
@@ -40,6 +42,7 @@ _EXPORTS = {
     "flip_tta_accuracy": "evaluation",
     "predict_probabilities": "evaluation",
     "ImageBatches": "pipeline",
+    "SceneBatches": "pipeline",
     "make_optimizer": "optimizers",
     "make_schedule": "optimizers",
     "RECIPES": "recipes",

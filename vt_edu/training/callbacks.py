@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from vt_edu.training.errors import TrainingError
-from vt_edu.training.run_folder import BEST_WEIGHTS, HISTORY_FIELDS, PUBLISHED_WEIGHTS, save_variables
+from vt_edu.training.run_folder import ALL_HISTORY_FIELDS, BEST_WEIGHTS, PUBLISHED_WEIGHTS, save_variables
 from vt_edu.training.schedules import sample_lr
 
 __all__ = [
@@ -161,7 +161,7 @@ class RunLogger(keras.callbacks.Callback):
         row = {
             "epoch": epoch + 1,
             "lr": float(np.asarray(self.model.optimizer.learning_rate)),
-            **{k: float(v) for k, v in logs.items() if k in HISTORY_FIELDS},
+            **{k: float(v) for k, v in logs.items() if k in ALL_HISTORY_FIELDS},
             "train_seconds": round(train_seconds, 3),
             "epoch_seconds": round(total, 3),
             "images_per_second": round(self.train_images / max(train_seconds, 1e-9), 1),
@@ -215,23 +215,26 @@ class CommitCheckpoint(keras.callbacks.Callback):
         logger: the :class:`RunLogger` (its rows and budget stop).
         last_epoch: the number of epochs ``fit`` runs at most.
         previous: the checkpoint the run resumed from (its best weights carry over), or ``None``.
+        monitor: the validation metric whose highest value marks the best epoch
+            (``"val_accuracy"``; ``"val_mean_iou"`` for segmentation).
     """
 
-    def __init__(self, stage, student, logger, last_epoch, previous=None):
+    def __init__(self, stage, student, logger, last_epoch, previous=None, monitor="val_accuracy"):
         super().__init__()
         self.stage, self.student, self.logger, self.last_epoch = stage, student, logger, last_epoch
         self.previous = previous
+        self.monitor = monitor
         history = [] if previous is None else previous.history
-        self.best = max((r.get("val_accuracy", -math.inf) for r in history), default=-math.inf)
+        self.best = max((r.get(monitor, -math.inf) for r in history), default=-math.inf)
 
     def on_epoch_end(self, epoch, logs=None):
         import shutil
 
         staging = self.stage.staging
         self.student.save_weights(staging / PUBLISHED_WEIGHTS)
-        accuracy = (logs or {}).get("val_accuracy")
-        if accuracy is not None and float(accuracy) > self.best:
-            self.best = float(accuracy)
+        score = (logs or {}).get(self.monitor)
+        if score is not None and float(score) > self.best:
+            self.best = float(score)
             shutil.copyfile(staging / PUBLISHED_WEIGHTS, staging / BEST_WEIGHTS)
         elif self.previous is not None and (self.previous.path / BEST_WEIGHTS).exists():
             shutil.copyfile(self.previous.path / BEST_WEIGHTS, staging / BEST_WEIGHTS)

@@ -18,6 +18,7 @@ import csv
 import json
 from pathlib import Path
 
+from vt_edu.names import task_of
 from vt_edu.training.loop import TrainingError, prepare_data, train
 
 __all__ = ["compare", "write_report"]
@@ -75,6 +76,12 @@ def compare(
         raise TrainingError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(list_models())}.")
     if len(set(names)) != len(names):
         raise TrainingError(f"a model is listed twice in {', '.join(names)}.")
+    segmenting = [n for n in names if task_of(n) != "classification"]
+    if segmenting:
+        raise TrainingError(
+            f"compare() tabulates classification models; train the segmentation model(s) "
+            f"{', '.join(segmenting)} with train() (python -m vt_edu train) one by one."
+        )
     try:
         recipe_name = get_recipe(recipe).name
     except RecipeError as error:

@@ -29,10 +29,20 @@ def smoothed_cross_entropy(labels, logits, label_smoothing: float = 0.0):
 
     ``(1 - ε) * -log p[y] + ε * mean_k(-log p[k])``, i.e. the cross-entropy against
     the target ``(1 - ε) * onehot(y) + ε / K``.
+
+    Args:
+        labels: integer labels ``(B,)`` (or ``(B, 1)``); for segmentation ``(B, H, W)``.
+        logits: ``(B, K)``; for segmentation ``(B, H, W, K)`` (any float dtype).
+        label_smoothing: ``ε``.
+
+    Returns:
+        float32 losses of the labels' shape: ``(B,)``, or ``(B, H, W)`` per pixel.
     """
     logits = ops.cast(logits, "float32")
     log_probs = ops.log_softmax(logits, axis=-1)
-    labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+    labels = ops.cast(labels, "int32")
+    if len(labels.shape) == len(logits.shape):  # e.g. (B, 1) labels of (B, K) logits
+        labels = ops.squeeze(labels, axis=-1)
     onehot = ops.one_hot(labels, ops.shape(logits)[-1], dtype="float32")
     nll = -ops.sum(onehot * log_probs, axis=-1)
     if not label_smoothing:
@@ -68,7 +78,8 @@ class SparseSmoothedCrossEntropy(keras.losses.Loss):
     """Cross-entropy on logits with integer labels and label smoothing.
 
     Keras' ``SparseCategoricalCrossentropy`` has no ``label_smoothing``; this loss
-    avoids one-hot labels (and so keeps the sparse accuracy metrics).
+    avoids one-hot labels (and so keeps the sparse accuracy metrics). With ``(B, H, W)``
+    labels and ``(B, H, W, K)`` logits it is the mean per-pixel cross-entropy.
     """
 
     def __init__(self, label_smoothing: float = 0.0, name="sparse_smoothed_cross_entropy", **kwargs):

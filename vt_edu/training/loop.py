@@ -4,8 +4,11 @@ A run folder (:mod:`vt_edu.training.run_folder`) holds everything about one run:
 
     config.json        every setting of the run (what identifies it)
     history.csv        one row per completed epoch: lr, train/test loss, top-1, top-5, seconds
-    metrics.json       final test top-1/top-5, time, images/s, params, MACs, provenance
-    best.weights.h5    weights of the epoch with the best test top-1 (EMA weights with EMA)
+                       (segmentation: pixel accuracy and mean IoU instead of top-1/top-5)
+    metrics.json       final test top-1/top-5 (segmentation: mean IoU, pixel accuracy), time,
+                       images/s, params, MACs, provenance
+    best.weights.h5    weights of the epoch with the best test top-1 (segmentation: mean IoU;
+                       EMA weights with EMA)
     model.keras        the final model (EMA weights with EMA), reloadable with keras.models.load_model
     backup/epoch-K/    the newest checkpoint while a run is unfinished
 
@@ -36,12 +39,18 @@ the machine turns out to be.
 
 Note on "best": CIFAR has no separate validation split here, so the per-epoch test
 accuracy both selects and scores ``best.weights.h5``; ``best_top1`` is therefore
-optimistic. ``top1`` (the headline number) is the final model's.
+optimistic. ``top1`` (the headline number) is the final model's. The same holds for a
+segmentation run's ``best_mean_iou`` and ``mean_iou``.
+
+Segmentation (``task="segmentation"``, the task of ``fpn`` and ``vt_fpn``): the targets
+are masks ``(N, S, S)`` of scenes (:mod:`vt_edu.training.scene_data`), the loss is the
+mean per-pixel cross-entropy, and the metrics are pixel accuracy (``accuracy``) and
+mean IoU (``mean_iou``). Classification run folders are unchanged by it: ``config.json``
+gains ``task`` and ``scenes`` only for segmentation.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -49,12 +58,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vt_edu.names import DATASETS
+from vt_edu.names import DATASETS, SEGMENTATION_MODELS, TASKS, task_of
 from vt_edu.training.distribution import check_batch_split, describe_distribution, with_distribution
 from vt_edu.training.errors import TrainingError
 from vt_edu.training.optimizers import make_optimizer
 from vt_edu.training.recipes import Recipe, RecipeError, get_recipe
 from vt_edu.training.run_folder import DIFFERENT, FINISHED, RunFolder, read_history
+from vt_edu.training.scene_data import check_scene_options, fingerprint, prepare_scenes
 
 __all__ = [
     "RunResult", "TrainingError", "compile_for_training", "default_jit_compile", "default_run_dir", "prepare_data",
@@ -121,6 +131,42 @@ def _check_arguments(model_name, dataset, recipe, epochs, batch_size, seed, widt
     return recipe, epochs, batch_size, max_train_images, max_test_images, options
 
 
+def _check_task(model_name, task, scenes, data, recipe: Recipe, max_train_images, max_test_images, teacher):
+    """The run's task, and its scene settings (``None`` for classification); raises before any work."""
+    if task is None:
+        task = task_of(model_name)
+    if task not in TASKS:
+        raise TrainingError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}.")
+    if task != task_of(model_name):
+        raise TrainingError(
+            f"model {model_name!r} learns {task_of(model_name)}, not {task}; "
+            f"the segmentation models are: {', '.join(SEGMENTATION_MODELS)}."
+        )
+    if task == "classification":
+        if scenes is not None:
+            raise TrainingError("scene settings (scenes, --train-scenes, ...) apply to segmentation runs only.")
+        return task, None
+    for name, value, flag in (("max_train_images", max_train_images, "--train-scenes"),
+                              ("max_test_images", max_test_images, "--test-scenes")):
+        if value is not None:
+            key = "num_train" if name == "max_train_images" else "num_test"
+            raise TrainingError(
+                f"{name} applies to classification; a segmentation run sets its number of scenes with "
+                f"scenes={{'{key}': N}} ({flag} N)."
+            )
+    from vt_edu.training.pipeline import SCENE_AUGMENTATIONS
+
+    if recipe.augment not in SCENE_AUGMENTATIONS:
+        raise TrainingError(
+            f"recipe {recipe.name!r} augments with {recipe.augment}, whose translations and cutouts would not "
+            f"move the masks; segmentation takes augment {' or '.join(map(repr, SCENE_AUGMENTATIONS))} "
+            f"(e.g. get_recipe({recipe.name!r}, augment='crop_flip'))."
+        )
+    if teacher is not None:
+        raise TrainingError("distillation (teacher, --teacher) is implemented for classification only.")
+    return task, check_scene_options(scenes, loading=data is None)
+
+
 def _model_options(model_name, recipe: Recipe, width, model_options) -> dict:
     """Model options: the recipe's regularisers where the model has them, then ``width``,
     then explicit ``model_options`` (which win)."""
@@ -142,15 +188,6 @@ def _model_options(model_name, recipe: Recipe, width, model_options) -> dict:
 
 
 # ------------------------------------------------------------------------------ data
-def _fingerprint(*arrays) -> str:
-    digest = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        digest.update(str((a.shape, a.dtype.str)).encode())
-        digest.update(a.tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _subset(x, y, limit, seed, what):
     if limit is None or limit >= len(x):
         return x, y
@@ -192,9 +229,28 @@ def prepare_data(dataset="cifar10", data=None, source=None, max_train_images=Non
         "test_images": int(len(x_test)),
         "image_shape": [int(d) for d in x_train.shape[1:]],
         "num_classes": int(len(class_names)),
-        "fingerprint": _fingerprint(x_train, y_train, x_test, y_test),
+        "fingerprint": fingerprint(x_train, y_train, x_test, y_test),
     }
     return (x_train, y_train), (x_test, y_test), list(class_names), description
+
+
+def _scores(task, final, best) -> dict:
+    """The test scores of ``metrics.json``: the final model's (``final``, from ``evaluate``)
+    and the best epoch's (``best``, a history row)."""
+    if task == "segmentation":
+        return {
+            "task": task,
+            "pixel_accuracy": float(final["accuracy"]),
+            "mean_iou": float(final["mean_iou"]),
+            "test_loss": float(final["loss"]),
+            "best_mean_iou": float(best.get("val_mean_iou", float("nan"))),
+        }
+    return {
+        "top1": float(final["accuracy"]),
+        "top5": float(final["top5"]),
+        "test_loss": float(final["loss"]),
+        "best_top1": float(best.get("val_accuracy", float("nan"))),
+    }
 
 
 # ----------------------------------------------------------------------- run folders
@@ -215,11 +271,17 @@ def default_jit_compile(gpu: bool):
 
 
 def compile_for_training(model, recipe: Recipe, batch_size: int, steps_per_epoch: int, epochs: int,
-                         num_classes: int, schedule_clock: str = "steps", jit_compile=None):
+                         num_classes: int, schedule_clock: str = "steps", jit_compile=None,
+                         task: str = "classification"):
     """Compile ``model`` as :func:`train` does: the recipe's optimizer (learning rate scaled to
     ``batch_size``, weight decay, global-norm clipping, EMA), its label-smoothed loss, the
     ``accuracy`` and ``top5`` metrics, and XLA as :func:`default_jit_compile` says unless
     ``jit_compile`` is given. Speed probes use it too, so they time the step that training runs.
+
+    For ``task="segmentation"`` (``(B, S, S, K)`` logits, ``(B, S, S)`` masks) the loss is the
+    mean per-pixel cross-entropy and the metrics are ``accuracy`` (pixel accuracy) and
+    ``mean_iou`` (``keras.metrics.MeanIoU`` over all pixels seen; ``num_classes``
+    counts the background).
 
     Returns:
         The learning-rate schedule (what :class:`ClockSchedule` samples with ``schedule_clock="time"``).
@@ -232,13 +294,15 @@ def compile_for_training(model, recipe: Recipe, batch_size: int, steps_per_epoch
     if jit_compile is None:
         jit_compile = default_jit_compile(gpu_available())
     optimizer, schedule = make_optimizer(recipe, batch_size, steps_per_epoch, epochs, schedule_clock)
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if task == "segmentation":
+        metrics.append(keras.metrics.MeanIoU(num_classes, sparse_y_pred=False, name="mean_iou"))
+    else:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5"))
     model.compile(
         optimizer=optimizer,
         loss=SparseSmoothedCrossEntropy(recipe.label_smoothing),
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-        ],
+        metrics=metrics,
         jit_compile=jit_compile,
     )
     return schedule
@@ -281,14 +345,17 @@ def train(
     callbacks=(),
     workers: int = 1,
     distribution: str | None = None,
+    task: str | None = None,
+    scenes: dict | None = None,
 ) -> RunResult:
     """Train a registry model with a recipe and write a run folder (see the module doc).
 
     Args:
         model_name: a :func:`vt_edu.models.create_model` name (``cnn``, ``resnet18``,
-            ``vt_resnet18``, ``vit``).
+            ``vt_resnet18``, ``vit``; ``fpn``, ``vt_fpn`` for segmentation).
         dataset: ``cifar10`` or ``cifar100`` (read with :func:`vt_edu.data.load_cifar`;
-            ``VT_EDU_DATA`` or ``source`` say where from).
+            ``VT_EDU_DATA`` or ``source`` say where from). For segmentation, the data set
+            whose images :func:`vt_edu.data.scenes.load_scenes` pastes into scenes.
         recipe: a recipe name of :data:`vt_edu.training.RECIPES` or a :class:`Recipe`.
         epochs: epochs to train (default: the recipe's).
         batch_size: default the recipe's; learning rates scale with it.
@@ -296,10 +363,12 @@ def train(
         seed: seeds weights, data order, augmentation and dropout; the same seed on
             the same machine and backend gives the same run.
         width: the model's width multiplier.
-        max_train_images, max_test_images: class-balanced subsets for quick runs.
+        max_train_images, max_test_images: class-balanced subsets for quick runs
+            (classification only; segmentation sets ``scenes["num_train"]``/``["num_test"]``).
         model_options: further :func:`create_model` options (e.g. ``num_tokens``).
         data: arrays ``((x_train, y_train), (x_test, y_test), class_names)`` to use
-            instead of loading ``dataset`` (which then only labels the run).
+            instead of loading ``dataset`` (which then only labels the run); for
+            segmentation a :class:`vt_edu.data.scenes.SceneData` (its masks are the targets).
         source: a data source path for :func:`vt_edu.data.load_cifar`.
         teacher: a ``.keras`` path or ``keras.Model`` to distil from (recipe's
             ``distillation_alpha`` and ``distillation_temperature``).
@@ -331,6 +400,21 @@ def train(
             :mod:`vt_edu.training.distribution`). ``batch_size`` is the global batch,
             split evenly over the devices; BatchNorm still normalises over the global
             batch. The previous Keras distribution is restored afterwards.
+        task: ``"classification"`` or ``"segmentation"``; default the model's
+            (:func:`vt_edu.names.task_of`); a task the model does not learn is refused.
+            Segmentation trains on per-pixel masks with the per-pixel loss, reports pixel
+            accuracy (``accuracy``) and mean IoU (``mean_iou``), and keeps the epoch of the
+            best test mean IoU in ``best.weights.h5``. Its ``crop_flip`` augmentation crops
+            and flips each scene and its mask identically; RandAugment recipes and
+            distillation are refused.
+        scenes: segmentation only: settings of :func:`vt_edu.data.scenes.load_scenes`
+            (``num_train``, ``num_test``, ``canvas_size``, ``max_objects``,
+            ``min_object_size``, ``max_object_size``, and ``seed``, the scenes' own seed,
+            default :data:`vt_edu.training.scene_data.DEFAULT_SCENE_SEED` whatever the
+            training ``seed``); missing ones take
+            :data:`~vt_edu.training.scene_data.SCENE_DEFAULTS`. Recorded in
+            ``config.json`` under ``"scenes"``. With ``data``, settings given are
+            checked against the data (``None`` recorded when none are given).
 
     Returns:
         :class:`RunResult` with ``metrics`` (what ``metrics.json`` holds), ``history``
@@ -354,13 +438,16 @@ def train(
     from vt_edu.training.callbacks import (
         ClockSchedule, CommitCheckpoint, DivergenceGuard, EpochSetter, RunLogger, StageCheckpoint, UnshareEMAWeights,
     )
-    from vt_edu.training.pipeline import ImageBatches
+    from vt_edu.training.pipeline import ImageBatches, SceneBatches
     from vt_edu.training.run_folder import PUBLISHED_WEIGHTS
 
     recipe, epochs, batch_size, max_train_images, max_test_images, options = _check_arguments(
         model_name, dataset, recipe, epochs, batch_size, seed, width, max_train_images, max_test_images,
         model_options, data, time_budget_minutes, schedule_clock,
     )
+    task, scene_settings = _check_task(model_name, task, scenes, data, recipe, max_train_images, max_test_images,
+                                       teacher)
+    segmentation = task == "segmentation"
     workers = _positive_int("workers", workers)
     if torch_fast_paths and keras.backend.backend() != "torch":
         raise TrainingError(
@@ -372,13 +459,19 @@ def train(
     if jit_compile is None:
         jit_compile = default_jit_compile(gpu)
 
-    (x_train, y_train), (x_test, y_test), class_names, described = prepare_data(
-        dataset, data, source, max_train_images, max_test_images, seed, progress=verbose != 0
-    )
+    if segmentation:
+        (x_train, y_train), (x_test, y_test), class_names, described = prepare_scenes(
+            dataset, data, scene_settings, source, progress=verbose != 0
+        )
+    else:
+        (x_train, y_train), (x_test, y_test), class_names, described = prepare_data(
+            dataset, data, source, max_train_images, max_test_images, seed, progress=verbose != 0
+        )
     if batch_size > len(x_train):
+        what = "scenes" if segmentation else "images"
         raise TrainingError(
-            f"batch_size={batch_size} is larger than the {len(x_train)} training images; "
-            "lower --batch-size or use more images."
+            f"batch_size={batch_size} is larger than the {len(x_train)} training {what}; "
+            f"lower --batch-size or use more {what}."
         )
     test_batch_size = min(max(batch_size, 256), len(x_test))
     check_batch_split(batch_size, test_batch_size, len(x_test))  # with a distribution: every batch splits evenly
@@ -404,6 +497,9 @@ def train(
         "jit_compile": jit_compile,
         "backend": keras.backend.backend(),
     }
+    if segmentation:  # absent means classification, so run folders from before the option still resume
+        config["task"] = task
+        config["scenes"] = scene_settings
     if schedule_clock != "steps":  # absent means steps, so run folders from before the option still resume
         config["schedule_clock"] = schedule_clock
     if torch_fast_paths:  # absent means off, for the same reason
@@ -445,12 +541,19 @@ def train(
     from vt_edu.data import channel_stats
 
     mean, std = channel_stats(x_train)
-    train_batches = ImageBatches(
-        x_train, y_train, batch_size, mean, std, augment=recipe.augment, shuffle=True, seed=int(seed),
-        drop_remainder=True, randaugment_ops=recipe.randaugment_ops,
-        randaugment_magnitude=recipe.randaugment_magnitude, workers=workers,
-    )
-    test_batches = ImageBatches(x_test, y_test, test_batch_size, mean, std, workers=workers)
+    if segmentation:
+        train_batches = SceneBatches(
+            x_train, y_train, batch_size, mean, std, augment=recipe.augment, shuffle=True, seed=int(seed),
+            drop_remainder=True, workers=workers,
+        )
+        test_batches = SceneBatches(x_test, y_test, test_batch_size, mean, std, workers=workers)
+    else:
+        train_batches = ImageBatches(
+            x_train, y_train, batch_size, mean, std, augment=recipe.augment, shuffle=True, seed=int(seed),
+            drop_remainder=True, randaugment_ops=recipe.randaugment_ops,
+            randaugment_magnitude=recipe.randaugment_magnitude, workers=workers,
+        )
+        test_batches = ImageBatches(x_test, y_test, test_batch_size, mean, std, workers=workers)
     model = student
     if teacher_model is not None:
         model = Distiller(
@@ -459,8 +562,9 @@ def train(
         )
         model(train_batches[0][0][:1])  # build
     schedule = compile_for_training(
-        model, recipe, batch_size, len(train_batches), epochs, len(class_names), schedule_clock, jit_compile
+        model, recipe, batch_size, len(train_batches), epochs, len(class_names), schedule_clock, jit_compile, task
     )
+    monitor = "val_mean_iou" if segmentation else "val_accuracy"  # what "best" means
     if checkpoint is not None:
         model.optimizer.build(model.trainable_variables)  # as fit() would, so that its variables exist
         checkpoint.restore(model)
@@ -486,7 +590,9 @@ def train(
             if recipe.ema_momentum:
                 # Validate and publish the EMA weights; the checkpoint's variables are the raw ones.
                 callback_list += [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), UnshareEMAWeights()]
-            callback_list.append(CommitCheckpoint(stage, student, logger, last_epoch, previous=checkpoint))
+            callback_list.append(
+                CommitCheckpoint(stage, student, logger, last_epoch, previous=checkpoint, monitor=monitor)
+            )
             if schedule_clock == "time":
                 callback_list.append(ClockSchedule(schedule, epochs, logger))
             callback_list.extend(callbacks)  # after the commit, so that an exception in one leaves a resumable run
@@ -511,7 +617,7 @@ def train(
     history = [] if checkpoint is None else checkpoint.history
     if not history:
         raise TrainingError("no epoch was completed.")
-    best = max(history, key=lambda r: r.get("val_accuracy", -1))
+    best = max(history, key=lambda r: r.get(monitor, -1))
     train_seconds = sum(r["train_seconds"] for r in history)
     epochs_done = history[-1]["epoch"]
     stopped_by_budget = checkpoint.state["stopped_by_budget"]
@@ -524,10 +630,7 @@ def train(
         "epochs_completed": epochs_done,
         "stopped_early": "time budget" if stopped_by_budget else None,
         "schedule_clock": schedule_clock,
-        "top1": float(final["accuracy"]),
-        "top5": float(final["top5"]),
-        "test_loss": float(final["loss"]),
-        "best_top1": float(best.get("val_accuracy", float("nan"))),
+        **_scores(task, final, best),
         "best_epoch": int(best["epoch"]),
         "train_seconds": round(train_seconds, 2),
         "wall_seconds": round(sum(r["epoch_seconds"] for r in history), 2),

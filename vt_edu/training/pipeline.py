@@ -11,6 +11,9 @@ Reproducibility: the order of epoch ``e`` is a permutation drawn from
 were drawn before it, nor on the number of loader threads, and a run resumed at
 epoch ``e`` sees exactly the batches an uninterrupted run would have seen. The
 training loop tells the dataset the epoch with :meth:`ImageBatches.set_epoch`.
+
+:class:`SceneBatches` feeds segmentation: scenes with their masks as per-pixel targets,
+augmented together.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import keras
 import numpy as np
 
 AUGMENTATIONS = ("none", "crop_flip", "randaugment")
+#: What :class:`SceneBatches` applies: augmentations that move a scene and its mask together.
+SCENE_AUGMENTATIONS = ("none", "crop_flip")
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -64,7 +69,7 @@ class ImageBatches(keras.utils.PyDataset):
             raise ValueError(f"{len(x)} images but {len(y)} labels.")
         if batch_size < 1 or batch_size > len(x):
             raise ValueError(f"batch_size={batch_size} must be between 1 and the {len(x)} images.")
-        self.x, self.y = x, np.asarray(y).astype("int32")
+        self.x, self.y = x, np.asarray(y)  # cast per batch (masks stay uint8 in memory)
         self.batch_size = int(batch_size)
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
@@ -99,15 +104,57 @@ class ImageBatches(keras.utils.PyDataset):
         return math.ceil(len(self.x) / self.batch_size)
 
     def __getitem__(self, index):
-        from vt_edu.data import normalize, random_crop_flip
+        from vt_edu.data import normalize
 
         picked = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        images = self.x[picked]
+        images, targets = self.x[picked], self.y[picked]
         if self.augment != "none":
             rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-            if self.augment == "randaugment":
-                from vt_edu.training.augment import rand_augment
+            images, targets = self.augment_batch(images, targets, rng)
+        return normalize(images, self.mean, self.std), targets.astype("int32")
 
-                images = rand_augment(images, rng, self.randaugment_ops, self.randaugment_magnitude)
-            images = random_crop_flip(images, rng, pad=4)
-        return normalize(images, self.mean, self.std), self.y[picked]
+    def augment_batch(self, images, targets, rng):
+        """Augment one uint8 batch with ``rng``; returns ``(images, targets)``."""
+        from vt_edu.data import random_crop_flip
+
+        if self.augment == "randaugment":
+            from vt_edu.training.augment import rand_augment
+
+            images = rand_augment(images, rng, self.randaugment_ops, self.randaugment_magnitude)
+        return random_crop_flip(images, rng, pad=4), targets
+
+
+class SceneBatches(ImageBatches):
+    """Batches of scenes with their masks as targets ``(B, S, S)`` int32, for segmentation.
+
+    The same order, seeding and resume rules as :class:`ImageBatches`. Augmentation
+    ``"crop_flip"`` crops and flips each scene and its mask with the same offsets and
+    the same flip (padded pixels are black in the scene and background, 0, in the
+    mask); ``"randaugment"`` is refused, since its translations and cutouts would
+    move or hide objects without moving their masks.
+
+    Args:
+        x: uint8 scenes ``(N, S, S, C)``.
+        masks: integer masks ``(N, S, S)`` (0 = background).
+        batch_size, mean, std, shuffle, seed, drop_remainder, **kwargs: as for
+            :class:`ImageBatches`.
+        augment: ``"none"`` or ``"crop_flip"``.
+    """
+
+    def __init__(self, x, masks, batch_size: int, mean, std, augment: str = "none", **kwargs):
+        if augment not in SCENE_AUGMENTATIONS:
+            raise ValueError(
+                f"scene augment must be one of {SCENE_AUGMENTATIONS}, got {augment!r} (RandAugment's "
+                "translations and cutouts would not move the masks)."
+            )
+        if np.shape(masks) != np.shape(x)[:3]:
+            raise ValueError(f"masks must be (N, S, S) = {np.shape(x)[:3]}, got {np.shape(masks)}.")
+        super().__init__(x, masks, batch_size, mean, std, augment=augment, **kwargs)
+
+    def augment_batch(self, images, masks, rng):
+        from vt_edu.data import random_crop_flip
+
+        # The mask as a fourth channel: one gather crops and flips both identically.
+        joined = np.concatenate([images, masks[..., None].astype(images.dtype)], axis=-1)
+        joined = random_crop_flip(joined, rng, pad=4)
+        return joined[..., :-1], joined[..., -1]

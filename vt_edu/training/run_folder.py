@@ -5,7 +5,8 @@ Layout::
 
     config.json        every setting of the run (what identifies it); written first
     history.csv        one row per completed epoch (derived from the newest checkpoint)
-    best.weights.h5    weights of the epoch with the best test top-1 (from the newest checkpoint)
+    best.weights.h5    weights of the epoch with the best test top-1, or for segmentation the best
+                       test mean IoU (from the newest checkpoint)
     model.keras        the final model
     metrics.json       the final results; written last, it marks the run finished
     backup/epoch-K/    the newest checkpoint while the run is unfinished (see below)
@@ -42,7 +43,7 @@ import numpy as np
 
 from vt_edu.training.errors import TrainingError
 
-__all__ = ["HISTORY_FIELDS", "RUN_FILES", "Checkpoint", "RunFolder", "read_history"]
+__all__ = ["ALL_HISTORY_FIELDS", "HISTORY_FIELDS", "RUN_FILES", "SEGMENTATION_HISTORY_FIELDS", "Checkpoint", "RunFolder", "read_history"]
 
 HISTORY_FIELDS = (
     "epoch",
@@ -57,6 +58,22 @@ HISTORY_FIELDS = (
     "epoch_seconds",
     "images_per_second",
 )
+#: The columns of a segmentation run's ``history.csv``: pixel accuracy and mean IoU, no top-5.
+SEGMENTATION_HISTORY_FIELDS = (
+    "epoch",
+    "lr",
+    "loss",
+    "accuracy",
+    "mean_iou",
+    "val_loss",
+    "val_accuracy",
+    "val_mean_iou",
+    "train_seconds",
+    "epoch_seconds",
+    "images_per_second",
+)
+#: Every column a history row may have.
+ALL_HISTORY_FIELDS = tuple(dict.fromkeys(HISTORY_FIELDS + SEGMENTATION_HISTORY_FIELDS))
 CONFIG, HISTORY, METRICS, BEST_WEIGHTS, MODEL, BACKUP = (
     "config.json", "history.csv", "metrics.json", "best.weights.h5", "model.keras", "backup",
 )
@@ -120,13 +137,22 @@ def atomic_copy(source: Path, target: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- history
+def history_fields(rows: list) -> tuple:
+    """The columns of a ``history.csv`` of ``rows``: :data:`SEGMENTATION_HISTORY_FIELDS` when
+    the rows hold a mean IoU (a segmentation run), else :data:`HISTORY_FIELDS`."""
+    if any("val_mean_iou" in row or "mean_iou" in row for row in rows):
+        return SEGMENTATION_HISTORY_FIELDS
+    return HISTORY_FIELDS
+
+
 def history_csv(rows: list) -> str:
-    """``rows`` (dicts with :data:`HISTORY_FIELDS` keys) as the text of a ``history.csv``."""
+    """``rows`` (dicts with :func:`history_fields` keys) as the text of a ``history.csv``."""
+    fields = history_fields(rows)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
+        writer.writerow({k: row.get(k, "") for k in fields})
     return out.getvalue()
 
 
@@ -144,14 +170,15 @@ def read_history(path: Path) -> list:
         rows = list(reader)
         fields = reader.fieldnames or []
     try:
-        if "epoch" not in fields or not set(fields) <= set(HISTORY_FIELDS):
+        if "epoch" not in fields or not set(fields) <= set(ALL_HISTORY_FIELDS):
             raise ValueError
         return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")}
                 for row in rows]
     except (TypeError, ValueError):
         raise TrainingError(
             f"{str(path)!r} is not a run's history (columns {', '.join(fields) or 'none'}; expected "
-            f"{', '.join(HISTORY_FIELDS)}); move it away or choose another run folder."
+            f"{', '.join(HISTORY_FIELDS)}, or for segmentation {', '.join(SEGMENTATION_HISTORY_FIELDS)}); "
+            "move it away or choose another run folder."
         ) from None
 
 
