@@ -15,12 +15,14 @@ import pytest
 from vt_edu.config import DATA_ENV
 from vt_edu.training import WarmupExponentialSchedule, get_recipe, sample_lr
 from vt_edu.widgets import (
+    TABLE_COLUMNS,
     ExperimentPanel,
     SchedulePanel,
     curves_figure,
     recipe_schedule,
     run_row,
     runs_table_html,
+    table_columns,
 )
 
 # ------------------------------------------------------------------ SchedulePanel
@@ -266,6 +268,70 @@ def test_run_row_formats_missing_values():
     assert row["top5"] is None and row["history"] == []
     assert "–" in runs_table_html([row])
     assert "No runs" in runs_table_html([])
+
+
+def _segmentation_row(model="vt_fpn", **metrics):
+    values = {"model": model, "task": "segmentation", "dataset": "cifar10", "recipe": "seed", "epochs_completed": 2,
+              "pixel_accuracy": 0.812, "mean_iou": 0.4567, "test_loss": 0.6, "train_images": 300, "params": 1e6}
+    values.update(metrics)
+    history = [{"epoch": 1, "val_accuracy": 0.7, "val_mean_iou": 0.3, "mean_iou": 0.25, "val_loss": 0.9, "loss": 1.0},
+               {"epoch": 2, "val_accuracy": 0.812, "val_mean_iou": 0.4567, "mean_iou": 0.4, "val_loss": 0.6, "loss": 0.7}]
+    return run_row(values, {"model_options": {"num_tokens": 8}}, history)
+
+
+def _cells(table: str) -> list:
+    """The table's rows as lists of cell texts (the heading first)."""
+    import re
+
+    return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+
+
+def test_segmentation_rows_show_mean_iou_and_pixel_accuracy():
+    row = _segmentation_row()
+    assert row["task"] == "segmentation" and row["options"] == "L=8"
+    assert (row["mean_iou"], row["pixel_accuracy"], row["top1"], row["top5"]) == (0.4567, 0.812, None, None)
+    heading, cells = _cells(runs_table_html([row]))
+    assert "mIoU" in heading and "pixel acc." in heading and "train scenes" in heading
+    assert "top-1" not in heading and "top-5" not in heading
+    assert cells[heading.index("mIoU")] == "45.67 %" and cells[heading.index("pixel acc.")] == "81.20 %"
+    # A run folder without "task" (written before the option) is classified by its model.
+    assert run_row({"model": "fpn", "mean_iou": 0.5})["task"] == "segmentation"
+    assert run_row({"model": "cnn", "top1": 0.5})["task"] == "classification"
+
+
+def test_a_table_mixing_tasks_leaves_scores_that_do_not_apply_empty():
+    rows = [run_row({"model": "cnn", "top1": 0.61, "top5": 0.95, "train_images": 500}), _segmentation_row(),
+            _segmentation_row("fpn", mean_iou=None)]
+    table = _cells(runs_table_html(rows))
+    heading = table[0]
+    assert [heading.index(name) for name in ("top-1", "top-5", "mIoU", "pixel acc.")] == [6, 7, 8, 9]
+    assert "train images" in heading and len(table) == 4
+    cnn, vt_fpn, fpn = ({name: cells[heading.index(name)] for name in ("top-1", "top-5", "mIoU", "pixel acc.")}
+                        for cells in table[1:])
+    assert cnn == {"top-1": "61.00 %", "top-5": "95.00 %", "mIoU": "", "pixel acc.": ""}
+    assert vt_fpn == {"top-1": "", "top-5": "", "mIoU": "45.67 %", "pixel acc.": "81.20 %"}
+    assert fpn["mIoU"] == "–" and fpn["top-1"] == ""  # missing (–) differs from not applicable (empty)
+    # Classification-only tables keep their columns.
+    assert table_columns(rows[:1]) == table_columns([]) == TABLE_COLUMNS
+
+
+def test_curves_plot_test_mean_iou_of_segmentation_runs():
+    seg = _segmentation_row()
+    fig = curves_figure([seg])
+    acc_ax = fig.axes[0]
+    solid, dotted = acc_ax.lines
+    assert list(solid.get_ydata()) == pytest.approx([30.0, 45.67]) and list(dotted.get_ydata()) == pytest.approx([25, 40])
+    assert acc_ax.get_ylabel() == "mIoU (%)"
+    metrics = {"model": "cnn", "top1": 0.5}
+    cnn = run_row(metrics, None, [{"epoch": 1, "val_accuracy": 0.4, "val_loss": 1.7},
+                                  {"epoch": 2, "val_accuracy": 0.5, "val_loss": 1.5}])
+    fig = curves_figure([cnn, seg])
+    acc_ax = fig.axes[0]
+    assert [list(line.get_ydata()) for line in acc_ax.lines] == [pytest.approx([40, 50]), pytest.approx([30, 45.67]),
+                                                                   pytest.approx([25, 40])]
+    assert acc_ax.get_ylabel() == "top-1 / mIoU (%)"
+    labels = [text.get_text() for text in fig.legends[0].texts]
+    assert any(label.endswith("(mIoU)") for label in labels) and any(label.endswith("(top-1)") for label in labels)
 
 
 def test_run_folders_depend_on_settings_and_on_the_code(tmp_path, monkeypatch):
