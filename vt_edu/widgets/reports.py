@@ -210,7 +210,8 @@ def curves_figure(rows, reference_lines: dict | None = None, title: str | None =
         history = [h for h in row.get("history") or [] if f"val_{key}" in h]
         if history:
             curves.append((f"C{k % 10}", row, key, name, history))
-    names = list(dict.fromkeys(name for *_, name, _ in curves)) or [SCORE_CURVES["classification"][1]]
+    drawn = {name for *_, name, _ in curves}
+    names = [name for _, name in SCORE_CURVES.values() if name in drawn] or [SCORE_CURVES["classification"][1]]
     for color, row, key, name, history in curves:
         epochs = [h["epoch"] for h in history]
         label = _label(row) + (f" ({name})" if len(names) > 1 else "")
