@@ -282,7 +282,7 @@ class SceneTokenExplorer(Panel):
             ax.add_patch(patches.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
                                            edgecolor=color, linewidth=1.5))
             if labels:
-                ax.text(left - 0.5, top - 0.5, self.class_names[c + 1], color="white", fontsize=7, va="bottom",
+                ax.text(left - 0.5, top - 0.5, self.class_names[c + 1], color="white", fontsize=9, va="bottom",
                         bbox={"facecolor": color, "edgecolor": "none", "pad": 1})
 
     def figure(self):
@@ -295,19 +295,19 @@ class SceneTokenExplorer(Panel):
         scene, mask = self.scenes[i], self.masks[i]
         height, width = level["size"]
         factor = scene.shape[0] // height
-        fig = new_figure((13, 3.9))
-        axes = fig.subplots(1, 4)
+        fig = new_figure((9, 8.6))  # 2x2: legible at the width of a book page, and on a phone
+        axes = fig.subplots(2, 2).ravel()
 
         axes[0].imshow(scene)
         self._draw_boxes(axes[0], i, labels=True)
-        axes[0].set_title(f"scene {i}", fontsize=9)
+        axes[0].set_title(f"scene {i}", fontsize=10)
 
         axes[1].imshow(mask, cmap=ListedColormap(self.colors), vmin=-0.5, vmax=len(self.class_names) - 0.5,
                        interpolation="nearest")
         present = [c for c in range(len(self.class_names)) if (mask == c).any()]
         axes[1].legend(handles=[patches.Patch(color=self.colors[c], label=self.class_names[c]) for c in present],
-                       loc="upper center", bbox_to_anchor=(0.5, -0.02), ncols=2, fontsize=8, frameon=False)
-        axes[1].set_title("true mask", fontsize=9)
+                       loc="upper center", bbox_to_anchor=(0.5, -0.02), ncols=3, fontsize=10, frameon=False)
+        axes[1].set_title("true mask", fontsize=10)
 
         reads = self._reads()
         axes[2].imshow(scene)
@@ -317,7 +317,7 @@ class SceneTokenExplorer(Panel):
         name, share = next(iter(self.class_shares().items()))
         axes[2].set_title(f"level {level['name']}, token {l}: where it reads\n"
                           f"(about {effective_count(reads.ravel()):.1f} of {reads.size} positions; "
-                          f"{share:.0%} on {name})", fontsize=9)
+                          f"{share:.0%} on {name})", fontsize=10)
 
         if level["projector"] is not None:
             tokens = self._num_tokens(k)
@@ -330,9 +330,9 @@ class SceneTokenExplorer(Panel):
                 axes[3].contour(mine, levels=[0.5], colors="white", linewidths=1.5)
             self._draw_boxes(axes[3], i, labels=False)
             axes[3].set_title(f"projector: token each position reads most\n"
-                              f"(token {l}: {int((assignment == l).sum())} positions, outlined)", fontsize=9)
+                              f"(token {l}: {int((assignment == l).sum())} positions, outlined)", fontsize=10)
         else:
-            axes[3].text(0.5, 0.5, f"level {level['name']} has no projector", ha="center", va="center", fontsize=9,
+            axes[3].text(0.5, 0.5, f"level {level['name']} has no projector", ha="center", va="center", fontsize=10,
                          transform=axes[3].transAxes)
         for ax in axes:
             ax.set_xticks([])
