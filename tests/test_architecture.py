@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vt_edu"
 # Top-level module or subpackage of vt_edu -> its row (0 = top). Kept equal to README.md's table.
 # A subpackage is one unit (widgets/ holds panel, schedule_panel, reports, experiment_panel).
 ROWS = {
-    **dict.fromkeys(["cli", "__main__", "widgets", "explorer", "recorded", "pretrained", "plots"], 0),
+    **dict.fromkeys(["cli", "__main__", "widgets", "explorer", "scene_explorer", "recorded", "pretrained", "plots"], 0),
     "training": 1,
     **dict.fromkeys(["models", "flops"], 2),
     **dict.fromkeys(["layers", "reference", "analysis"], 3),

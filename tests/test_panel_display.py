@@ -16,6 +16,7 @@ from IPython.display import display
 from IPython.utils.capture import capture_output
 
 from vt_edu.explorer import TokenExplorer
+from vt_edu.scene_explorer import SceneTokenExplorer
 from vt_edu.widgets import ExperimentPanel, SchedulePanel
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -32,10 +33,20 @@ def _token_explorer():
     return TokenExplorer(images, np.array([0, 1]), maps, ["a", "b"])
 
 
+def _scene_token_explorer():
+    rng = np.random.default_rng(0)
+    scenes = rng.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[:, 2:6, 2:6] = 1
+    attention = rng.dirichlet(np.ones(4), size=(2, 3)).transpose(0, 2, 1)  # 2x2 positions, 3 tokens
+    return SceneTokenExplorer(scenes, masks, [{"tokenizer": attention, "projector": attention}], ["a"])
+
+
 PANELS = {
     "SchedulePanel": lambda tmp_path: SchedulePanel(),
     "ExperimentPanel": lambda tmp_path: ExperimentPanel(run_root=tmp_path),
     "TokenExplorer": lambda tmp_path: _token_explorer(),
+    "SceneTokenExplorer": lambda tmp_path: _scene_token_explorer(),
 }
 
 

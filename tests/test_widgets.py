@@ -7,6 +7,7 @@ so the whole file takes well under a minute of CPU time.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,12 +16,14 @@ import pytest
 from vt_edu.config import DATA_ENV
 from vt_edu.training import WarmupExponentialSchedule, get_recipe, sample_lr
 from vt_edu.widgets import (
+    TABLE_COLUMNS,
     ExperimentPanel,
     SchedulePanel,
     curves_figure,
     recipe_schedule,
     run_row,
     runs_table_html,
+    table_columns,
 )
 
 # ------------------------------------------------------------------ SchedulePanel
@@ -241,6 +244,142 @@ def test_data_hook_and_unknown_settings(tmp_path):
         panel.set(model="alexnet")
 
 
+class _FakeTraining:
+    """Stands in for vt_edu.training.train: records its arguments, drives the panel's progress
+    callback through two epochs, and returns a finished run of the task the model learns."""
+
+    def __init__(self, fail=None):
+        self.calls, self.fail = [], fail
+
+    def __call__(self, model_name, dataset="cifar10", **kwargs):
+        from vt_edu.names import task_of
+        from vt_edu.training import RunResult
+
+        self.calls.append({"model_name": model_name, "dataset": dataset, **kwargs})
+        if self.fail is not None:
+            raise self.fail
+        segmentation = task_of(model_name) == "segmentation"
+        history = []
+        for callback in kwargs["callbacks"]:
+            callback.set_params({"steps": 3, "epochs": 2})
+            callback.on_train_begin()
+            for epoch in range(2):
+                callback.on_epoch_begin(epoch)
+                for batch in range(3):
+                    callback.on_train_batch_end(batch, {"loss": 1.0})
+                logs = {"loss": 1.0 - 0.2 * epoch, "val_loss": 1.1 - 0.2 * epoch, "accuracy": 0.5, "val_accuracy": 0.6}
+                logs.update({"mean_iou": 0.2, "val_mean_iou": 0.3 + 0.1 * epoch} if segmentation else {"top5": 0.9})
+                callback.on_epoch_end(epoch, logs)
+                history.append({"epoch": epoch + 1, **logs})
+        scores = ({"task": "segmentation", "pixel_accuracy": 0.6, "mean_iou": 0.4} if segmentation
+                  else {"top1": 0.6, "top5": 0.9})
+        metrics = {"model": model_name, "dataset": dataset, "recipe": "seed", "epochs_completed": 2,
+                   "train_images": 64, "test_images": 32, **scores}
+        config = {"model": model_name, "model_options": {"width": kwargs["width"], **kwargs["model_options"]}}
+        run_dir = Path(kwargs["run_dir"])
+        return RunResult(run_dir=run_dir, config=config, metrics=metrics, history=history, model=object())
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    import vt_edu.training
+
+    fake = _FakeTraining()
+    monkeypatch.setattr(vt_edu.training, "train", fake)
+    return fake
+
+
+def test_the_model_choice_offers_the_segmentation_models(tmp_path):
+    from vt_edu.names import CLASSIFICATION_MODELS, SEGMENTATION_MODELS
+
+    panel = ExperimentPanel(run_root=tmp_path, model="cnn")
+    assert tuple(panel.model.options) == (*CLASSIFICATION_MODELS, *SEGMENTATION_MODELS)
+    assert panel.train_scenes.disabled and panel.test_scenes.disabled and not panel.max_train_images.disabled
+    panel.set(model="vt_fpn")
+    assert not panel.train_scenes.disabled and panel.max_train_images.disabled and panel.max_test_images.disabled
+    assert not panel.num_tokens.disabled and panel.tokenizer.disabled  # VT-FPN has L but no tokenizer choice
+    panel.set(model="fpn")
+    assert panel.num_tokens.disabled and panel.tokenizer.disabled
+
+
+def test_a_segmentation_model_trains_on_scenes_and_reports_mean_iou(fake_training, tmp_path):
+    panel = _panel(tmp_path, model="vt_fpn", num_tokens=8, train_scenes=64, test_scenes=0, max_train_images=100)
+    row = panel.train()
+    assert row is not None, panel.message
+    (call,) = fake_training.calls
+    assert call["model_name"] == "vt_fpn" and "task" not in call  # train() takes the task from the model
+    assert call["scenes"] == {"num_train": 64}  # 0 test scenes: the engine's default
+    assert call["max_train_images"] is None and call["max_test_images"] is None
+    assert call["model_options"] == {"num_tokens": 8} and call["data"] is None
+    assert row["task"] == "segmentation" and row["mean_iou"] == 0.4 and row["options"] == "L=8, width 0.25"
+    assert panel.message.startswith("vt_fpn on cifar10: mIoU 40.00 %, pixel accuracy 60.00 % after 2 epoch(s) on 64 scenes")
+    heading = panel.table_html().split("</thead>")[0]
+    assert "mIoU" in heading and "top-1" not in heading
+    assert panel.progress.value == panel.progress.max and panel.progress.bar_style == "success"
+    acc_ax = panel.curves_figure().axes[0]
+    assert list(acc_ax.lines[0].get_ydata()) == pytest.approx([30, 40]) and acc_ax.get_ylabel() == "mIoU (%)"
+    # The live curves of a segmentation run plot mIoU too.
+    live = panel._live_history
+    assert [h["val_mean_iou"] for h in live] == pytest.approx([0.3, 0.4])
+    # A classification run next to it: both scores in one table, and train() gets no scene options.
+    panel.set(model="cnn", max_train_images=0)
+    row = panel.train()
+    assert row["task"] == "classification" and "scenes" not in fake_training.calls[-1]
+    assert "top-1 60.00 %" in panel.message
+    heading = panel.table_html().split("</thead>")[0]
+    assert all(name in heading for name in ("top-1", "mIoU", "pixel acc."))
+    assert panel.curves_figure().axes[0].get_ylabel() == "top-1 / mIoU (%)"
+
+
+def test_segmentation_settings_problems_are_messages(fake_training, tmp_path):
+    panel = _panel(tmp_path, model="fpn", batch_size=64, train_scenes=32)
+    assert panel.train() is None
+    assert panel.message == ("batch size 64 is larger than the 32 training scenes; lower the batch size or use more "
+                             "scenes (0: the default).")
+    panel.set(train_scenes=-1)
+    assert panel.train() is None and "numbers of scenes" in panel.message
+    panel.set(model="vt_fpn", train_scenes=0, num_tokens=0)
+    assert panel.train() is None and "L=0" in panel.message
+    assert fake_training.calls == []
+    # What train() refuses is one line in the panel, as for classification.
+    from vt_edu.training import TrainingError
+
+    fake_training.fail = TrainingError("recipe 'paper-advanced' augments with randaugment, which would not move masks.")
+    panel.set(num_tokens=4)
+    assert panel.train() is None and panel.runs == []
+    assert panel.message.startswith("recipe 'paper-advanced'") and "⚠" in panel.message_area.value
+
+
+def test_segmentation_run_folders_ignore_the_image_limits_and_the_cached_run_is_not_duplicated(fake_training,
+                                                                                               tmp_path):
+    panel = _panel(tmp_path, model="fpn", train_scenes=100)
+    first = panel._run_dir(panel.settings())
+    panel.set(max_train_images=500)  # a disabled control of the other task
+    assert panel._run_dir(panel.settings()) == first
+    panel.set(train_scenes=200)
+    assert panel._run_dir(panel.settings()) != first
+    panel.set(model="cnn")
+    cnn = panel._run_dir(panel.settings())
+    panel.set(train_scenes=300)
+    assert panel._run_dir(panel.settings()) == cnn
+    panel.set(model="fpn", train_scenes=100)
+    panel.train()
+    assert panel.train() is None and "already trained" in panel.message and len(panel.runs) == 1
+
+
+def test_scene_data_hook_goes_to_train_for_segmentation_only(fake_training, tmp_path):
+    scenes = object()  # a SceneData stand-in: the panel passes it on untouched
+    panel = _panel(tmp_path, model="vt_fpn", scene_data={"cifar10": scenes}, train_scenes=0,
+                   test_scenes=0)
+    panel.train()
+    assert fake_training.calls[-1]["data"] is scenes and fake_training.calls[-1]["scenes"] is None
+    panel.set(dataset="cifar100")
+    assert panel.train() is None and "no cifar100 scenes" in panel.message
+    panel.set(model="cnn", dataset="cifar10")
+    panel.train()
+    assert fake_training.calls[-1]["data"] is None
+
+
 # ------------------------------------------------------------- rows and results
 
 
@@ -266,6 +405,70 @@ def test_run_row_formats_missing_values():
     assert row["top5"] is None and row["history"] == []
     assert "–" in runs_table_html([row])
     assert "No runs" in runs_table_html([])
+
+
+def _segmentation_row(model="vt_fpn", **metrics):
+    values = {"model": model, "task": "segmentation", "dataset": "cifar10", "recipe": "seed", "epochs_completed": 2,
+              "pixel_accuracy": 0.812, "mean_iou": 0.4567, "test_loss": 0.6, "train_images": 300, "params": 1e6}
+    values.update(metrics)
+    history = [{"epoch": 1, "val_accuracy": 0.7, "val_mean_iou": 0.3, "mean_iou": 0.25, "val_loss": 0.9, "loss": 1.0},
+               {"epoch": 2, "val_accuracy": 0.812, "val_mean_iou": 0.4567, "mean_iou": 0.4, "val_loss": 0.6, "loss": 0.7}]
+    return run_row(values, {"model_options": {"num_tokens": 8}}, history)
+
+
+def _cells(table: str) -> list:
+    """The table's rows as lists of cell texts (the heading first)."""
+    import re
+
+    return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+
+
+def test_segmentation_rows_show_mean_iou_and_pixel_accuracy():
+    row = _segmentation_row()
+    assert row["task"] == "segmentation" and row["options"] == "L=8"
+    assert (row["mean_iou"], row["pixel_accuracy"], row["top1"], row["top5"]) == (0.4567, 0.812, None, None)
+    heading, cells = _cells(runs_table_html([row]))
+    assert "mIoU" in heading and "pixel acc." in heading and "train scenes" in heading
+    assert "top-1" not in heading and "top-5" not in heading
+    assert cells[heading.index("mIoU")] == "45.67 %" and cells[heading.index("pixel acc.")] == "81.20 %"
+    # A run folder without "task" (written before the option) is classified by its model.
+    assert run_row({"model": "fpn", "mean_iou": 0.5})["task"] == "segmentation"
+    assert run_row({"model": "cnn", "top1": 0.5})["task"] == "classification"
+
+
+def test_a_table_mixing_tasks_leaves_scores_that_do_not_apply_empty():
+    rows = [run_row({"model": "cnn", "top1": 0.61, "top5": 0.95, "train_images": 500}), _segmentation_row(),
+            _segmentation_row("fpn", mean_iou=None)]
+    table = _cells(runs_table_html(rows))
+    heading = table[0]
+    assert [heading.index(name) for name in ("top-1", "top-5", "mIoU", "pixel acc.")] == [6, 7, 8, 9]
+    assert "train images" in heading and len(table) == 4
+    cnn, vt_fpn, fpn = ({name: cells[heading.index(name)] for name in ("top-1", "top-5", "mIoU", "pixel acc.")}
+                        for cells in table[1:])
+    assert cnn == {"top-1": "61.00 %", "top-5": "95.00 %", "mIoU": "", "pixel acc.": ""}
+    assert vt_fpn == {"top-1": "", "top-5": "", "mIoU": "45.67 %", "pixel acc.": "81.20 %"}
+    assert fpn["mIoU"] == "–" and fpn["top-1"] == ""  # missing (–) differs from not applicable (empty)
+    # Classification-only tables keep their columns.
+    assert table_columns(rows[:1]) == table_columns([]) == TABLE_COLUMNS
+
+
+def test_curves_plot_test_mean_iou_of_segmentation_runs():
+    seg = _segmentation_row()
+    fig = curves_figure([seg])
+    acc_ax = fig.axes[0]
+    solid, dotted = acc_ax.lines
+    assert list(solid.get_ydata()) == pytest.approx([30.0, 45.67]) and list(dotted.get_ydata()) == pytest.approx([25, 40])
+    assert acc_ax.get_ylabel() == "mIoU (%)"
+    metrics = {"model": "cnn", "top1": 0.5}
+    cnn = run_row(metrics, None, [{"epoch": 1, "val_accuracy": 0.4, "val_loss": 1.7},
+                                  {"epoch": 2, "val_accuracy": 0.5, "val_loss": 1.5}])
+    fig = curves_figure([cnn, seg])
+    acc_ax = fig.axes[0]
+    assert [list(line.get_ydata()) for line in acc_ax.lines] == [pytest.approx([40, 50]), pytest.approx([30, 45.67]),
+                                                                   pytest.approx([25, 40])]
+    assert acc_ax.get_ylabel() == "top-1 / mIoU (%)"
+    labels = [text.get_text() for text in fig.legends[0].texts]
+    assert any(label.endswith("(mIoU)") for label in labels) and any(label.endswith("(top-1)") for label in labels)
 
 
 def test_run_folders_depend_on_settings_and_on_the_code(tmp_path, monkeypatch):

@@ -26,7 +26,25 @@ from vt_edu.analysis import effective_count, upsample
 from vt_edu.reference import softmax
 from vt_edu.widgets.panel import LIVE_NOTE, Panel, new_figure
 
-__all__ = ["TokenExplorer"]
+__all__ = ["TokenExplorer", "problem_html", "selection_problem"]
+
+
+def selection_problem(checks) -> str:
+    """What is wrong with a requested selection, or ``""``.
+
+    Args:
+        checks: ``(name, value, low, high)`` tuples; ``value`` ``None`` means "unchanged",
+            anything else must be a whole number (not a ``bool``) from ``low`` to ``high``.
+    """
+    for name, value, low, high in checks:
+        if value is not None and (isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and low <= value <= high)):
+            return f"{name} must be a whole number from {low} to {high}, got {value!r}."
+    return ""
+
+
+def problem_html(message: str) -> str:
+    """A problem as an explorer's info line shows it (red)."""
+    return f"<span style='color:#b00'>{html.escape(message)}</span>"
 
 
 class TokenExplorer(Panel):
@@ -86,12 +104,10 @@ class TokenExplorer(Panel):
         selection as it was and says why in the panel (:attr:`message`)."""
         checks = (("image", image, 0, len(self.images) - 1), ("token", token, 0, self.num_tokens - 1),
                   ("module", module, 1, len(self.modules)))
-        for name, value, low, high in checks:
-            if value is not None and (isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and low <= value <= high)):
-                self.message = f"{name} must be a whole number from {low} to {high}, got {value!r}."
-                self.info.value = f"<span style='color:#b00'>{html.escape(self.message)}</span>"
-                return
-        self.message = ""
+        self.message = selection_problem(checks)
+        if self.message:
+            self.info.value = problem_html(self.message)
+            return
         self._holding = True  # one redraw for the whole selection, not one per control
         try:
             for control, value in ((self.image, image), (self.token, token), (self.module, module)):

@@ -34,14 +34,22 @@ Modules, one idea each:
   panels show figures (also used by :mod:`vt_edu.explorer`);
 - :mod:`~vt_edu.widgets.schedule_panel`: :class:`SchedulePanel`, :func:`recipe_schedule`;
 - :mod:`~vt_edu.widgets.reports`: rows, tables and curves of training runs
-  (:func:`run_row`, :func:`runs_table_html`, :func:`curves_figure`), shared by panels
-  and chapters;
+  of either task (:func:`run_row`, :func:`runs_table_html`, :func:`curves_figure`),
+  shared by panels and chapters;
 - :mod:`~vt_edu.widgets.experiment_panel`: :class:`ExperimentPanel`.
 """
 
 from vt_edu.widgets.experiment_panel import MODELS, ExperimentPanel
 from vt_edu.widgets.panel import LIVE_NOTE, Panel, new_figure
-from vt_edu.widgets.reports import TABLE_COLUMNS, curves_figure, run_row, runs_table_html
+from vt_edu.widgets.reports import (
+    SCORE_COLUMNS,
+    SCORE_CURVES,
+    TABLE_COLUMNS,
+    curves_figure,
+    run_row,
+    runs_table_html,
+    table_columns,
+)
 from vt_edu.widgets.schedule_panel import BATCH_SIZES, CIFAR_TRAIN_IMAGES, SchedulePanel, recipe_schedule
 
 __all__ = [
@@ -49,6 +57,8 @@ __all__ = [
     "CIFAR_TRAIN_IMAGES",
     "LIVE_NOTE",
     "MODELS",
+    "SCORE_COLUMNS",
+    "SCORE_CURVES",
     "TABLE_COLUMNS",
     "ExperimentPanel",
     "Panel",
@@ -58,4 +68,5 @@ __all__ = [
     "recipe_schedule",
     "run_row",
     "runs_table_html",
+    "table_columns",
 ]

@@ -4,6 +4,9 @@
 >>> panel.set(model="cnn", epochs=1, max_train_images=500)
 >>> panel.train()                                 # same as clicking Train
 >>> panel.runs[-1]["top1"], panel.message
+>>> panel.set(model="vt_fpn", train_scenes=500)  # a segmentation model: CIFAR scenes, scored by mIoU
+>>> panel.train()
+>>> panel.runs[-1]["mean_iou"]
 
 It calls :func:`vt_edu.training.train` and reads its run folder; the rows, table and
 curves come from :mod:`vt_edu.widgets.reports`.
@@ -24,13 +27,20 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 from vt_edu.config import DATA_ENV, by_profile, cache_dir
-from vt_edu.names import DATASETS, DEFAULT_NUM_TOKENS
+from vt_edu.names import CLASSIFICATION_MODELS, DATASETS, DEFAULT_NUM_TOKENS, SEGMENTATION_MODELS, task_of
 from vt_edu.widgets.panel import LIVE_NOTE, Panel
 from vt_edu.widgets.reports import curves_figure, run_row, runs_table_html
 
 __all__ = ["MODELS", "ExperimentPanel"]
 
-MODELS = ("cnn", "resnet18", "vt_resnet18", "vit")
+#: The model choice: classification models, then segmentation models (which train on scenes).
+MODELS = (*CLASSIFICATION_MODELS, *SEGMENTATION_MODELS)
+# Models with a number of visual tokens L (the "tokens L" control), and the one whose tokenizer is a choice.
+_TOKEN_MODELS = ("vt_resnet18", "vt_fpn")
+_TOKENIZER_MODELS = ("vt_resnet18",)
+# The controls that only one task uses.
+_TASK_SETTINGS = {"classification": ("max_train_images", "max_test_images"),
+                  "segmentation": ("train_scenes", "test_scenes")}
 
 
 def _one_line(error, limit: int = 300) -> str:
@@ -52,6 +62,10 @@ def _code_fingerprint() -> str:
         digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _percent(value) -> str:
+    return "–" if value is None else f"{100 * value:.2f} %"
 
 
 def _describe(**values) -> str:
@@ -102,6 +116,9 @@ class ExperimentPanel(Panel):
             :func:`~vt_edu.training.train` returns the finished run.
         data: instead of loading CIFAR, a dict ``{dataset: arrays}`` or a callable
             ``dataset -> arrays`` giving ``((x_train, y_train), (x_test, y_test), names)``.
+        scene_data: for the segmentation models, instead of making scenes with
+            :func:`vt_edu.data.load_scenes`, a dict ``{dataset: SceneData}`` or a callable
+            ``dataset -> SceneData``.
         seed: the runs' seed.
         jit_compile: passed to :func:`~vt_edu.training.train` (``None``: its default).
         distribution: passed to :func:`~vt_edu.training.train`: ``"data-parallel"``
@@ -110,6 +127,11 @@ class ExperimentPanel(Panel):
         **settings: initial control values (see :meth:`set`); unset ones come from
             :meth:`default_settings`, which depend on the profile.
 
+    A model of :data:`vt_edu.names.SEGMENTATION_MODELS` trains on CIFAR scenes (its task
+    follows from the model): ``train_scenes``/``test_scenes`` set how many (0: the
+    engine's default) and the image limits do not apply; its runs are scored by test
+    mean IoU and pixel accuracy.
+
     Attributes:
         runs: list of :func:`run_row` dicts, one per finished run, in order.
         train_button: the Train button (``train_button.click()`` trains).
@@ -117,15 +139,16 @@ class ExperimentPanel(Panel):
     """
 
     SETTINGS = ("model", "dataset", "recipe", "batch_size", "learning_rate", "epochs", "num_tokens", "tokenizer",
-                "width", "max_train_images", "max_test_images")
+                "width", "max_train_images", "max_test_images", "train_scenes", "test_scenes")
 
     def __init__(self, run_root=None, data=None, seed: int = 0, jit_compile=None, reference_lines=None,
-                 distribution=None, **settings):
+                 distribution=None, scene_data=None, **settings):
         from vt_edu.models.vt_resnet import TOKENIZER_CHOICES
         from vt_edu.training import list_recipes
 
         self.run_root = Path(run_root) if run_root is not None else cache_dir() / "runs" / "experiment_panel"
         self.data = data
+        self.scene_data = scene_data
         self.seed = int(seed)
         self.jit_compile = jit_compile
         self.distribution = distribution
@@ -158,6 +181,10 @@ class ExperimentPanel(Panel):
                                                 style=style, layout=widgets.Layout(width="240px"))
         self.max_test_images = widgets.IntText(value=values["max_test_images"] or 0, description="test images (0: all)",
                                                style=style, layout=widgets.Layout(width="240px"))
+        self.train_scenes = widgets.IntText(value=values["train_scenes"] or 0, description="train scenes (0: default)",
+                                            style=style, layout=widgets.Layout(width="240px"))
+        self.test_scenes = widgets.IntText(value=values["test_scenes"] or 0, description="test scenes (0: default)",
+                                           style=style, layout=widgets.Layout(width="240px"))
         self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", layout=widgets.Layout(width="300px"))
         self.status = widgets.Label(value="")
@@ -169,6 +196,7 @@ class ExperimentPanel(Panel):
             widgets.HBox([self.epochs, self.batch_size, self.learning_rate]),
             widgets.HBox([self.num_tokens, self.tokenizer, self.width]),
             widgets.HBox([self.max_train_images, self.max_test_images]),
+            widgets.HBox([self.train_scenes, self.test_scenes]),
             widgets.HBox([self.train_button, self.progress, self.status]),
             self.message_area,
             self.output,
@@ -202,12 +230,17 @@ class ExperimentPanel(Panel):
             "width": by_profile(quick=0.25, full=1.0),
             "max_train_images": by_profile(quick=5000, full=None),
             "max_test_images": by_profile(quick=1000, full=None),
+            "train_scenes": by_profile(quick=1000, full=None),  # None: the engine's default
+            "test_scenes": by_profile(quick=200, full=None),
         }
 
     def _sync_model_controls(self) -> None:
-        is_vt = self.model.value == "vt_resnet18"
-        self.num_tokens.disabled = not is_vt
-        self.tokenizer.disabled = not is_vt
+        model = self.model.value
+        self.num_tokens.disabled = model not in _TOKEN_MODELS
+        self.tokenizer.disabled = model not in _TOKENIZER_MODELS
+        for task, names in _TASK_SETTINGS.items():
+            for name in names:
+                getattr(self, name).disabled = task != task_of(model)
 
     def _reset_learning_rate(self) -> None:
         from vt_edu.training import get_recipe
@@ -223,7 +256,8 @@ class ExperimentPanel(Panel):
     def set(self, **values) -> None:
         """Set controls by name (see ``SETTINGS``). ``recipe`` and ``batch_size`` reset
         ``learning_rate`` to the recipe's rate for that batch size unless
-        ``learning_rate`` is given too. ``None`` for an image limit means all images.
+        ``learning_rate`` is given too. ``None`` for an image limit means all images,
+        for a number of scenes the default.
 
         Raises:
             ValueError: an unknown setting or a choice a dropdown does not offer.
@@ -235,7 +269,7 @@ class ExperimentPanel(Panel):
             if name not in values:
                 continue
             control, value = getattr(self, name), values[name]
-            if name.startswith("max_") and value is None:
+            if name in (*_TASK_SETTINGS["classification"], *_TASK_SETTINGS["segmentation"]) and value is None:
                 value = 0
             if isinstance(control, widgets.Dropdown) and value not in control.options:
                 raise ValueError(f"{name} must be one of {', '.join(map(str, control.options))}; got {value!r}.")
@@ -262,35 +296,48 @@ class ExperimentPanel(Panel):
 
     # -- training
     def _run_dir(self, settings: dict) -> Path:
-        key = json.dumps({**settings, "seed": self.seed, "data_hook": self.data is not None,
+        task = task_of(settings["model"])
+        # A control of the other task is disabled: its value does not make another run.
+        unused = {name for other, names in _TASK_SETTINGS.items() if other != task for name in names}
+        used = {name: value for name, value in settings.items() if name not in unused}
+        hook = self.data if task == "classification" else self.scene_data
+        key = json.dumps({**used, "seed": self.seed, "data_hook": hook is not None,
                           "code": _code_fingerprint()}, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:8]
         s = settings
         return self.run_root / f"{s['model']}-{s['dataset']}-{s['recipe']}-e{s['epochs']}-b{s['batch_size']}-{digest}"
 
-    def _arrays(self, dataset: str):
-        if self.data is None:
+    def _given_data(self, dataset: str, task: str):
+        """The data the panel was given for ``dataset`` and ``task`` (``None``: train loads them)."""
+        hook, what = (self.data, "arrays") if task == "classification" else (self.scene_data, "scenes")
+        if hook is None:
             return None
-        if callable(self.data):
-            return self.data(dataset)
-        if dataset not in self.data:
+        if callable(hook):
+            return hook(dataset)
+        if dataset not in hook:
             from vt_edu.data import SourceNotFoundError
 
-            raise SourceNotFoundError(f"this panel was given no {dataset} arrays (only {', '.join(self.data)}).")
-        return self.data[dataset]
+            raise SourceNotFoundError(f"this panel was given no {dataset} {what} (only {', '.join(hook)}).")
+        return hook[dataset]
 
     def _check(self, s: dict) -> str | None:
         """A problem with the settings that :func:`train` would not phrase for a panel, or None."""
         lr = s["learning_rate"]
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             return f"the learning rate must be a number > 0, got {lr!r}."
-        if s["max_train_images"] < 0 or s["max_test_images"] < 0:
-            return "image limits must be 0 (all images) or a positive number."
-        if s["model"] == "vt_resnet18" and s["num_tokens"] < 1:
-            return f"VT-ResNet needs at least one token: L={s['num_tokens']} is impossible."
-        if 0 < s["max_train_images"] < s["batch_size"]:
-            return (f"batch size {s['batch_size']} is larger than the {s['max_train_images']} training images; "
-                    "lower the batch size or use more images.")
+        if s["model"] in _TOKEN_MODELS and s["num_tokens"] < 1:
+            return f"{s['model']} needs at least one token: L={s['num_tokens']} is impossible."
+        if task_of(s["model"]) == "segmentation":
+            limit, what, zero = s["train_scenes"], "scenes", "the default"
+            if s["train_scenes"] < 0 or s["test_scenes"] < 0:
+                return "numbers of scenes must be 0 (the default) or a positive number."
+        else:
+            limit, what, zero = s["max_train_images"], "images", "all images"
+            if s["max_train_images"] < 0 or s["max_test_images"] < 0:
+                return "image limits must be 0 (all images) or a positive number."
+        if 0 < limit < s["batch_size"]:
+            return (f"batch size {s['batch_size']} is larger than the {limit} training {what}; "
+                    f"lower the batch size or use more {what} (0: {zero}).")
         return None
 
     def train(self):
@@ -316,15 +363,24 @@ class ExperimentPanel(Panel):
             self._say(problem, problem=True)
             return None
         run_dir = self._run_dir(s)
-        options = {"num_tokens": s["num_tokens"], "tokenizer": s["tokenizer"]} if s["model"] == "vt_resnet18" else {}
+        segmentation = task_of(s["model"]) == "segmentation"
+        options = {"num_tokens": s["num_tokens"]} if s["model"] in _TOKEN_MODELS else {}
+        if s["model"] in _TOKENIZER_MODELS:
+            options["tokenizer"] = s["tokenizer"]
+        # train() takes the task from the model; a segmentation run counts scenes, not images.
+        task_options = {}
+        if segmentation:
+            counts = {"num_train": s["train_scenes"], "num_test": s["test_scenes"]}
+            task_options["scenes"] = {key: value for key, value in counts.items() if value} or None
         self._busy = True
         self.train_button.disabled = True
         self.last_error = None
         self._live_history = []
-        self._live_title = f"{s['model']} on {s['dataset']}, {s['recipe']}: training…"
+        on = f"{s['dataset']} scenes" if segmentation else s["dataset"]
+        self._live_title = f"{s['model']} on {on}, {s['recipe']}: training…"
         self.progress.value = 0
         self.progress.bar_style = ""
-        self._say(f"training {s['model']} on {s['dataset']} ({_describe(epochs=s['epochs'], batch=s['batch_size'])})…")
+        self._say(f"training {s['model']} on {on} ({_describe(epochs=s['epochs'], batch=s['batch_size'])})…")
         self.status.value = "loading data"
         started = time.perf_counter()
         try:
@@ -340,15 +396,16 @@ class ExperimentPanel(Panel):
                 run_dir=run_dir,
                 seed=self.seed,
                 width=s["width"],
-                max_train_images=s["max_train_images"] or None,
-                max_test_images=s["max_test_images"] or None,
+                max_train_images=None if segmentation else s["max_train_images"] or None,
+                max_test_images=None if segmentation else s["max_test_images"] or None,
                 model_options=options,
-                data=self._arrays(s["dataset"]),
+                data=self._given_data(s["dataset"], task_of(s["model"])),
                 jit_compile=self.jit_compile,
                 distribution=self.distribution,
                 overwrite=True,  # a folder named for these settings holding others is stale
                 verbose=0,
                 callbacks=[_progress_callback(self)],
+                **task_options,
             )
         except DownloadError as error:
             self._fail(error, run_dir, f"{s['dataset']} is not available here: it cannot be downloaded and "
@@ -381,10 +438,12 @@ class ExperimentPanel(Panel):
         self.progress.value = self.progress.max
         self.progress.bar_style = "success"
         origin = "read from an earlier identical run" if cached else f"{time.perf_counter() - started:.0f} s"
-        self._say(
-            f"{row['model']} on {row['dataset']}: top-1 {100 * row['top1']:.2f} %, top-5 {100 * row['top5']:.2f} % "
-            f"after {row['epochs']} epoch(s) on {row['images']:,} images ({origin})."
-        )
+        if row["task"] == "segmentation":
+            scores, what = f"mIoU {_percent(row['mean_iou'])}, pixel accuracy {_percent(row['pixel_accuracy'])}", "scenes"
+        else:
+            scores, what = f"top-1 {_percent(row['top1'])}, top-5 {_percent(row['top5'])}", "images"
+        self._say(f"{row['model']} on {row['dataset']}: {scores} after {row['epochs']} epoch(s) on "
+                  f"{row['images']:,} {what} ({origin}).")
         self._after_run(done=True)
         return row
 
@@ -403,7 +462,8 @@ class ExperimentPanel(Panel):
         self.show_figure(self.curves_figure())
 
     def _show_live(self) -> None:
-        row = {"model": self.model.value, "recipe": self.recipe.value, "options": "", "history": self._live_history}
+        row = {"model": self.model.value, "task": task_of(self.model.value), "recipe": self.recipe.value, "options": "",
+               "history": self._live_history}
         self.show_figure(curves_figure([*self.runs, row], self.reference_lines, title=self._live_title))
 
     # -- results
@@ -412,7 +472,7 @@ class ExperimentPanel(Panel):
         return runs_table_html(self.runs, empty="No runs yet: press Train.")
 
     def curves_figure(self, title: str | None = None) -> Figure:
-        """Test/training accuracy and loss per epoch of every run in :attr:`runs`."""
+        """Test/training score (top-1 or mIoU) and loss per epoch of every run in :attr:`runs`."""
         return curves_figure(self.runs, self.reference_lines, title=title)
 
     def _on_click(self, button) -> None:

@@ -3,6 +3,11 @@
 :func:`run_row` turns a run folder's ``metrics.json`` (and ``config.json``,
 ``history.csv``) into one row; :func:`runs_table_html` and :func:`curves_figure` show
 a list of rows.
+
+Rows are of either task (:data:`vt_edu.names.TASKS`): a classification run is scored by
+test top-1/top-5, a segmentation run by test mean IoU and pixel accuracy. A table shows
+the score columns of the tasks its rows have (a mixed table shows all four, with empty
+cells where a score does not apply); the curves plot top-1 or mIoU.
 """
 
 from __future__ import annotations
@@ -12,15 +17,15 @@ import math
 
 from matplotlib.figure import Figure
 
-from vt_edu.names import DEFAULT_NUM_TOKENS
+from vt_edu.names import DEFAULT_NUM_TOKENS, task_of
 from vt_edu.widgets.panel import new_figure
 
-__all__ = ["TABLE_COLUMNS", "curves_figure", "run_row", "runs_table_html"]
+__all__ = ["SCORE_COLUMNS", "SCORE_CURVES", "TABLE_COLUMNS", "curves_figure", "run_row", "runs_table_html", "table_columns"]
 
 
 def _options_label(model: str, options: dict) -> str:
     parts = []
-    if model == "vt_resnet18":
+    if model in ("vt_resnet18", "vt_fpn"):  # the models with visual tokens
         parts.append(f"L={options.get('num_tokens', DEFAULT_NUM_TOKENS)}")
         if options.get("tokenizer", "recurrent") != "recurrent":
             parts.append(f"{options['tokenizer']} tokenizer")
@@ -49,15 +54,19 @@ def run_row(metrics: dict, config: dict | None = None, history=None, **extra) ->
     Returns:
         A dict with ``model``, ``options`` (label), ``dataset``, ``recipe``, ``epochs``
         (completed), ``batch_size``, ``learning_rate``, ``images``, ``test_images``,
-        ``top1``, ``top5``, ``params``, ``macs``, ``train_seconds``,
-        ``images_per_second``, ``date``, ``hardware``, ``history`` (a list of per-epoch
-        dicts) and whatever ``extra`` adds.
+        ``task``, ``top1``, ``top5`` (classification), ``mean_iou``,
+        ``pixel_accuracy`` (segmentation; ``images`` then counts scenes), ``params``,
+        ``macs``, ``train_seconds``, ``images_per_second``, ``date``, ``hardware``,
+        ``history`` (a list of per-epoch dicts) and whatever ``extra`` adds. Scores a
+        run does not have are ``None``. ``task`` is the run's recorded task, else the
+        model's (:func:`vt_edu.names.task_of`).
     """
     config = config or {}
     model = metrics.get("model", config.get("model", "?"))
     options = dict(config.get("model_options") or metrics.get("model_options") or {})
     row = {
         "model": model,
+        "task": metrics.get("task") or config.get("task") or task_of(model),
         "options": _options_label(model, options),
         "model_options": options,
         "dataset": metrics.get("dataset", config.get("dataset", "?")),
@@ -69,6 +78,8 @@ def run_row(metrics: dict, config: dict | None = None, history=None, **extra) ->
         "test_images": metrics.get("test_images"),
         "top1": metrics.get("top1"),
         "top5": metrics.get("top5"),
+        "mean_iou": metrics.get("mean_iou"),
+        "pixel_accuracy": metrics.get("pixel_accuracy"),
         "params": metrics.get("params"),
         "macs": metrics.get("macs"),
         "train_seconds": metrics.get("train_seconds"),
@@ -112,16 +123,58 @@ TABLE_COLUMNS = (
     ("images_per_second", "images/s", "rate"),
 )
 
+#: Each task's score columns: a row of another task leaves these cells empty.
+SCORE_COLUMNS = {
+    "classification": (("top1", "top-1", "percent"), ("top5", "top-5", "percent")),
+    "segmentation": (("mean_iou", "mIoU", "percent"), ("pixel_accuracy", "pixel acc.", "percent")),
+}
 
-def runs_table_html(rows, columns=TABLE_COLUMNS, empty: str = "No runs yet.") -> str:
-    """The rows as an HTML table (``columns``: ``(key, heading, format)`` triples)."""
+
+def _task(row: dict) -> str:
+    return row.get("task") or task_of(row.get("model", ""))
+
+
+def table_columns(rows) -> tuple:
+    """:data:`TABLE_COLUMNS` with the score columns of the tasks of ``rows`` in place of top-1/top-5
+    (classification's when there are no rows); a table of segmentation runs only counts "train scenes"."""
+    tasks = {_task(row) for row in rows} or {"classification"}
+    scores = tuple(column for task, columns in SCORE_COLUMNS.items() if task in tasks for column in columns)
+    scored = {key for columns in SCORE_COLUMNS.values() for key, _, _ in columns}
+    columns = []
+    for column in TABLE_COLUMNS:
+        if column[0] == "top1":
+            columns += scores
+        elif column[0] == "images" and tasks == {"segmentation"}:
+            columns.append(("images", "train scenes", "int"))
+        elif column[0] not in scored:
+            columns.append(column)
+    return tuple(columns)
+
+
+def _cell(row: dict, key: str, kind: str) -> str:
+    applies = all(_task(row) == task for task, columns in SCORE_COLUMNS.items() if key in {k for k, _, _ in columns})
+    return _fmt(row.get(key), kind) if applies else ""
+
+
+def runs_table_html(rows, columns=None, empty: str = "No runs yet.") -> str:
+    """The rows as an HTML table.
+
+    Args:
+        rows: :func:`run_row` dicts.
+        columns: ``(key, heading, format)`` triples; default :func:`table_columns` of the rows.
+            A score of another task than the row's (:data:`SCORE_COLUMNS`) is an empty cell;
+            a missing value is "–".
+        empty: the text shown when there are no rows.
+    """
     if not rows:
         return f"<p><em>{html.escape(empty)}</em></p>"
+    if columns is None:
+        columns = table_columns(rows)
     head = "".join(f"<th style='text-align:right;padding:2px 8px'>{html.escape(title)}</th>" for _, title, _ in columns)
     body = []
     for row in rows:
         cells = "".join(
-            f"<td style='text-align:{'left' if kind == 'text' else 'right'};padding:2px 8px'>{_fmt(row.get(key), kind)}</td>"
+            f"<td style='text-align:{'left' if kind == 'text' else 'right'};padding:2px 8px'>{_cell(row, key, kind)}</td>"
             for key, _, kind in columns
         )
         body.append(f"<tr>{cells}</tr>")
@@ -136,44 +189,54 @@ def _label(row: dict) -> str:
     return f"{row['model']}{extra}, {row.get('recipe', '')}"
 
 
+#: Each task's curve: the history key of its score (``val_`` + key for the test set) and its name.
+SCORE_CURVES = {"classification": ("accuracy", "top-1"), "segmentation": ("mean_iou", "mIoU")}
+
+
 def curves_figure(rows, reference_lines: dict | None = None, title: str | None = None) -> Figure:
-    """Test top-1 and test loss per epoch of each row with a history.
+    """Test score and test loss per epoch of each row with a history: top-1 for a
+    classification run, mean IoU for a segmentation run (:data:`SCORE_CURVES`).
 
     Args:
         rows: :func:`run_row` dicts.
-        reference_lines: ``{label: top-1 in [0, 1]}`` drawn as dashed horizontal lines.
+        reference_lines: ``{label: score in [0, 1]}`` drawn as dashed horizontal lines.
+        title: the figure's title.
     """
     fig = new_figure((10, 4.2))
     acc_ax, loss_ax = fig.subplots(1, 2)
-    drawn = 0
+    curves = []
     for k, row in enumerate(rows):
-        history = [h for h in row.get("history") or [] if "val_accuracy" in h]
-        if not history:
-            continue
+        key, name = SCORE_CURVES[_task(row)]
+        history = [h for h in row.get("history") or [] if f"val_{key}" in h]
+        if history:
+            curves.append((f"C{k % 10}", row, key, name, history))
+    drawn = {name for *_, name, _ in curves}
+    names = [name for _, name in SCORE_CURVES.values() if name in drawn] or [SCORE_CURVES["classification"][1]]
+    for color, row, key, name, history in curves:
         epochs = [h["epoch"] for h in history]
-        color = f"C{k % 10}"
-        acc_ax.plot(epochs, [100 * h["val_accuracy"] for h in history], "o-", color=color, label=_label(row))
-        loss_ax.plot(epochs, [h["val_loss"] for h in history], "o-", color=color, label=_label(row))
-        if "accuracy" in history[0]:
-            acc_ax.plot(epochs, [100 * h["accuracy"] for h in history], ":", color=color, alpha=0.7)
+        label = _label(row) + (f" ({name})" if len(names) > 1 else "")
+        acc_ax.plot(epochs, [100 * h[f"val_{key}"] for h in history], "o-", color=color, label=label)
+        loss_ax.plot(epochs, [h["val_loss"] for h in history], "o-", color=color, label=label)
+        if key in history[0]:
+            acc_ax.plot(epochs, [100 * h[key] for h in history], ":", color=color, alpha=0.7)
         if "loss" in history[0]:
             loss_ax.plot(epochs, [h["loss"] for h in history], ":", color=color, alpha=0.7)
-        drawn += 1
     for k, (label, value) in enumerate((reference_lines or {}).items()):
         acc_ax.axhline(100 * value, color="0.4", linestyle=("--", "-.", ":")[k % 3], linewidth=1, label=label)
+    scores = " / ".join(names)
     acc_ax.set_xlabel("epoch")
-    acc_ax.set_ylabel("top-1 (%)")
-    acc_ax.set_title("accuracy (solid: test, dotted: training)")
+    acc_ax.set_ylabel(f"{scores} (%)")
+    acc_ax.set_title(f"{'accuracy' if names == ['top-1'] else scores} (solid: test, dotted: training)")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
     loss_ax.set_title("loss (solid: test, dotted: training)")
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    if drawn or reference_lines:
+    if curves or reference_lines:
         handles, labels = acc_ax.get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, frameon=False)
-    if not drawn:
+    if not curves:
         acc_ax.text(0.5, 0.5, "no runs yet", transform=acc_ax.transAxes, ha="center", color="0.5")
     if title:
         fig.suptitle(title)
