@@ -74,11 +74,12 @@ def parse_args(argv=None):
     p.add_argument("--shift-positions", type=int, default=9, help="places per moved image (default 9).")
     p.add_argument("--shift-object-size", type=int, default=32, help="size of the moved image in pixels (default 32).")
     p.add_argument("--quick", action="store_true",
-                   help=f"a seconds-long smoke run: {', '.join(f'{k}={v}' for k, v in QUICK.items())}.")
+                   help=f"a seconds-long smoke run: {', '.join(f'{k}={v}' for k, v in QUICK.items())} "
+                        "(unless given).")
     args = p.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
+    if args.quick:  # the quick sizes replace the defaults; options given explicitly still win
+        p.set_defaults(**QUICK)
+        args = p.parse_args(argv)
     try:
         args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
