@@ -328,6 +328,7 @@ def shifted_scenes(args, num_classes):
 def tracking_statistics(model, sets, mean, std, canvas_size) -> dict:
     """Per level: each token's centroid-tracking slope and its correlation with the moved object's mask."""
     import math
+    import warnings
 
     import numpy as np
 
@@ -348,14 +349,20 @@ def tracking_statistics(model, sets, mean, std, canvas_size) -> dict:
             centroids = attention_centroids(attention, side, side)
             slopes.setdefault(level, []).append(centroid_tracking(centroids, centres_px / stride))
             objects = mask_fraction(scene_set.masks, side, side)
-            correlations.setdefault(level, []).append(np.nanmean(token_mask_correlation(attention, objects), axis=0))
+            with warnings.catch_warnings():  # a token with constant attention has no correlation (NaN)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                correlations.setdefault(level, []).append(
+                    np.nanmean(token_mask_correlation(attention, objects), axis=0))
     result = {}
     for level in slopes:
         per_token = np.mean(slopes[level], axis=0)
-        corr = np.nanmean(correlations[level], axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            corr = np.nanmean(correlations[level], axis=0)
+            corr_mean = float(np.nanmean(corr))
         result[level] = {"slope_by_token": per_token.tolist(), "slope_mean": float(per_token.mean()),
                          "tokens_following": int((per_token > 0.5).sum()),
-                         "mask_correlation_by_token": corr.tolist(), "mask_correlation_mean": float(np.nanmean(corr))}
+                         "mask_correlation_by_token": corr.tolist(), "mask_correlation_mean": corr_mean}
     return result
 
 

@@ -238,9 +238,11 @@ def test_scenes_summary_gives_every_difference_with_its_seed_range(scene_results
            "2 seeds): +2.50 points (+2.00 to +3.00 per seed) (pixel accuracy +0.50 points (-1.00 to +2.00 per seed))" \
            in text
     assert "FPN module needs 0.30 times the FPN's MACs (60.0 M against 200.0 M; the whole model 0.65 times)" in text
-    assert "VT-FPN trains at 1.18 (1.10 to 1.25 over 3 seeds) times the FPN's images/s" in text
+    assert "VT-FPN trains at 1.18 (1.10 to 1.25 over 3 rounds) times the FPN's images/s measured side by side " \
+           "(alternating rounds of training steps; in the whole runs 1.25 (1.20 to 1.30 over 2 seeds))" in text
     # one seed: a value without a range; the clock disagrees with the MACs in one of the two rounds
     assert "ResNet-18 reached 50.00 % and VT-ResNet-18 49.00 %: -1.00 points, with 0.80 times the MACs" in text
+    assert "with 0.80 times the MACs and 1.00 (0.95 to 1.05 over 2 rounds) times the training time per image" in text
     assert "promise a saving of 20 %; on this CPU the clock does not show it consistently" in text
     assert "put 56.00 % (52.00 to 60.00 % over 2 seeds) of their attention on object pixels, which cover 40.00 %" \
            in text

@@ -273,12 +273,13 @@ def recorded_vt_fpn(results_dir, parts: dict, seed: int | None = None):
     return None
 
 
-def _seeds(s, scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
-    """A seed spread as ``mean (min to max)``, or the one value with one seed."""
+def _seeds(s, scale: float = 100.0, digits: int = 2, unit: str = "", over: str = "seeds") -> str:
+    """A spread over seeds (or over the ``rounds`` of a side-by-side timing) as
+    ``mean (min to max over n seeds)``, or the one value when there is one."""
     if len(s["values"]) == 1:
         return f"{scale * s['mean']:.{digits}f}{unit}"
     return (f"{scale * s['mean']:.{digits}f}{unit} ({scale * s['min']:.{digits}f} to "
-            f"{scale * s['max']:.{digits}f}{unit} over {len(s['values'])} seeds)")
+            f"{scale * s['max']:.{digits}f}{unit} over {len(s['values'])} {over})")
 
 
 def _points(d) -> str:
@@ -291,7 +292,7 @@ def _points(d) -> str:
 
 def _speed_sentence(result, b_label: str, a_label: str) -> str:
     alternating = result["alternating_speed"]["ratio_b_to_a"]
-    return (f"{b_label} trains at {_seeds(alternating, 1, 2)} times {a_label}'s images/s measured side by side "
+    return (f"{b_label} trains at {_seeds(alternating, 1, 2, over='rounds')} times {a_label}'s images/s measured side by side "
             f"(alternating rounds of training steps; in the whole runs {_seeds(result['images_per_second_ratio_runs'], 1, 2)})")
 
 
@@ -336,7 +337,7 @@ def scenes_summary(parts: dict) -> str:
             f"Classifying the same scenes (label: the class covering the most pixels; VT modules on a 16x16 map, 256 "
             f"positions for 16 tokens), ResNet-18 reached {_seeds(top1['a'], unit=' %')} and VT-ResNet-18 "
             f"{_seeds(top1['b'], unit=' %')}: {_points(top1)}, with {mac_ratio:.2f} times the MACs and "
-            f"{_seeds(time_ratio, 1, 2)} times the training time per image (side by side)."
+            f"{_seeds(time_ratio, 1, 2, over='rounds')} times the training time per image (side by side)."
         )
         verb = "a saving" if saving else "an extra cost"
         text.append(
