@@ -467,11 +467,12 @@ def write_markdown(out):
 
 def main(argv=None):
     args = parse_args(argv)
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
+    requested = {p.strip() for p in args.parts.split(",") if p.strip()}
+    unknown = sorted(requested - set(PARTS))
     if unknown:
         print(f"error: unknown part(s) {', '.join(unknown)}; use any of {', '.join(PARTS)}.", file=sys.stderr)
         return 2
+    parts = [p for p in PARTS if p in requested]  # tokens analyses the models that segmentation trains
     from vt_edu.data import check_scene_settings
     from vt_edu.training.recipes import RecipeError, get_recipe
 
