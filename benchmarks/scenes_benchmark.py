@@ -109,7 +109,7 @@ def load_scene_data(args):
 
 # ------------------------------------------------------------------------- numbers
 def spread(values) -> dict:
-    """Every seed's value with their mean, min and max."""
+    """Values (one per seed, or per round of a timing) with their mean, min and max."""
     values = [float(v) for v in values]
     return {"values": values, "mean": statistics.fmean(values), "min": min(values), "max": max(values)}
 
@@ -132,7 +132,8 @@ def alternating_speed(models: dict, x, y, batch_size: int, rounds: int, steps: i
     Round ``r`` times ``steps`` ``train_on_batch`` calls of the first model then of the
     second (the second then the first in odd rounds), after two warm-up steps each; both
     models thus share the machine's state of the moment, and the ratio of each round is a
-    side-by-side measurement.
+    side-by-side measurement. It times the training step alone (normalised batches, no
+    augmentation or batch preparation, which both models share).
 
     Args:
         models: ``{name: compiled keras.Model}``, two of them (A, B).
@@ -449,7 +450,8 @@ def write_markdown(out):
         if part == "segmentation":
             lines += [f"FPN-module MACs: {a} {r['macs'][a]['fpn_module'] / 1e6:.1f} M, {b} "
                       f"{r['macs'][b]['fpn_module'] / 1e6:.1f} M ({b} / {a}: "
-                      f"{r['vt_fpn_to_fpn_macs']['fpn_module']:.3f}; total {r['vt_fpn_to_fpn_macs']['total']:.3f}).", ""]
+                      f"{r['vt_fpn_to_fpn_macs']['fpn_module']:.3f}; "
+                      f"total {r['vt_fpn_to_fpn_macs']['total']:.3f}).", ""]
     if "tokens" in parts:
         t = parts["tokens"]["result"]
         lines += ["## Tokens of the trained VT-FPN", "", _provenance_line(parts["tokens"]), "",

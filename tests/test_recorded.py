@@ -195,7 +195,10 @@ SCENES = {"num_train": 5000, "num_test": 1000, "canvas_size": 64, "max_objects":
 def scene_results(tmp_path):
     folder = tmp_path / "results" / "scenes"
     folder.mkdir(parents=True)
-    run = lambda model, seed: {"model": model, "seed": seed, "run_dir": f"results/scenes/runs/x/{model}-s{seed}"}  # noqa: E731
+
+    def run(model, seed):
+        return {"model": model, "seed": seed, "run_dir": f"results/scenes/runs/x/{model}-s{seed}"}
+
     parts = {
         "segmentation": {
             "rows": {"fpn": [run("fpn", 0), run("fpn", 1)], "vt_fpn": [run("vt_fpn", 0), run("vt_fpn", 1)]},

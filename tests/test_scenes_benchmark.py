@@ -143,7 +143,8 @@ def test_report_gives_each_difference_with_its_seed_range(tmp_path):
     result = {"rows": rows, "width": 0.25, "epochs": 2, "seeds": [0, 1],
               "macs": {"fpn": {"total": 4e8, "fpn_module": 2e8}, "vt_fpn": {"total": 3e8, "fpn_module": 1e8}},
               "vt_fpn_to_fpn_macs": {"total": 0.75, "fpn_module": 0.5},
-              "differences": {k: bench.difference(rows["fpn"], rows["vt_fpn"], k) for k in ("mean_iou", "pixel_accuracy")},
+              "differences": {k: bench.difference(rows["fpn"], rows["vt_fpn"], k)
+                              for k in ("mean_iou", "pixel_accuracy")},
               "images_per_second_ratio_runs": bench.ratio(rows["fpn"], rows["vt_fpn"], "images_per_second"),
               "alternating_speed": {"ratio_b_to_a": bench.spread([1.1, 1.3])}}
     provenance = {"date": "2026-12-03", "backend": "tensorflow", "git_commit": "abc",
@@ -155,7 +156,8 @@ def test_report_gives_each_difference_with_its_seed_range(tmp_path):
     assert "| fpn | 41.00 (40.00 to 42.00) % | 81.00 (80.00 to 82.00) % | 105 (100 to 110) | 400.0 M |" in report
     assert "vt_fpn - fpn mean_iou: 2.50 (2.00 to 3.00) points" in report
     assert "pixel_accuracy: 1.00 (-1.00 to 3.00) points" in report
-    assert "vt_fpn / fpn images/s: 1.100 (1.000 to 1.200) in the runs, 1.200 (1.100 to 1.300) in the alternating" in report
+    assert ("vt_fpn / fpn images/s: 1.100 (1.000 to 1.200) in the runs, 1.200 (1.100 to 1.300) in the alternating"
+            in report)
     assert "FPN-module MACs: fpn 200.0 M, vt_fpn 100.0 M (vt_fpn / fpn: 0.500; total 0.750)" in report
 
 

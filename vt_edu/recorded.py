@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vt_edu.names import DEFAULT_NUM_TOKENS
+
 __all__ = ["BENCHMARKS", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS", "STUDENTS",
            "ablation_verdicts", "copy_to_package", "find_results", "load_benchmark", "load_scenes_benchmark",
            "packaged_files", "recorded_vt_fpn", "run_history", "scenes_summary", "summary"]
@@ -292,15 +294,17 @@ def _points(d) -> str:
 
 def _speed_sentence(result, b_label: str, a_label: str) -> str:
     alternating = result["alternating_speed"]["ratio_b_to_a"]
-    return (f"{b_label} trains at {_seeds(alternating, 1, 2, over='rounds')} times {a_label}'s images/s measured side by side "
-            f"(alternating rounds of training steps; in the whole runs {_seeds(result['images_per_second_ratio_runs'], 1, 2)})")
+    return (f"{b_label} trains at {_seeds(alternating, 1, 2, over='rounds')} times {a_label}'s images/s measured "
+            "side by side (alternating rounds of training steps; in the whole runs "
+            f"{_seeds(result['images_per_second_ratio_runs'], 1, 2)})")
 
 
 def scenes_summary(parts: dict) -> str:
     """What the recorded scenes benchmark says, in numbers from its files: FPN vs VT-FPN,
     ResNet-18 vs VT-ResNet-18 on 64x64 scenes, and the trained VT-FPN's tokens."""
     if not parts:
-        return "No scenes benchmark is recorded in this copy of the book, so there are no full-scale numbers to compare."
+        return ("No scenes benchmark is recorded in this copy of the book, so there are no full-scale numbers to "
+                "compare.")
     text = []
     hardware = next(iter(parts.values()))["provenance"]["hardware"]
     device = hardware.get("gpu") or f"a {hardware.get('cpu_cores')}-core {hardware.get('cpu')} CPU"
@@ -333,11 +337,13 @@ def scenes_summary(parts: dict) -> str:
         time_ratio = r["vt_to_resnet_seconds_per_image_alternating"]
         saving = mac_ratio < 1
         shows = time_ratio["max"] < 1 if saving else time_ratio["min"] > 1
+        side = r["scenes"]["canvas_size"] // 4  # the VT modules read stage 3 of a CIFAR ResNet: stride 4
         text.append(
-            f"Classifying the same scenes (label: the class covering the most pixels; VT modules on a 16x16 map, 256 "
-            f"positions for 16 tokens), ResNet-18 reached {_seeds(top1['a'], unit=' %')} and VT-ResNet-18 "
-            f"{_seeds(top1['b'], unit=' %')}: {_points(top1)}, with {mac_ratio:.2f} times the MACs and "
-            f"{_seeds(time_ratio, 1, 2, over='rounds')} times the training time per image (side by side)."
+            f"Classifying the same scenes (label: the class covering the most pixels; VT modules on a {side}x{side} "
+            f"map, {side * side} positions for {DEFAULT_NUM_TOKENS} tokens), ResNet-18 reached "
+            f"{_seeds(top1['a'], unit=' %')} and VT-ResNet-18 {_seeds(top1['b'], unit=' %')}: {_points(top1)}, with "
+            f"{mac_ratio:.2f} times the MACs and {_seeds(time_ratio, 1, 2, over='rounds')} times the training time "
+            "per image (side by side)."
         )
         verb = "a saving" if saving else "an extra cost"
         text.append(
