@@ -245,6 +245,7 @@ def test_scenes_summary_gives_every_difference_with_its_seed_range(scene_results
            "(alternating rounds of training steps; in the whole runs 1.25 (1.20 to 1.30 over 2 seeds))" in text
     # one seed: a value without a range; the clock disagrees with the MACs in one of the two rounds
     assert "ResNet-18 reached 50.00 % and VT-ResNet-18 49.00 %: -1.00 points, with 0.80 times the MACs" in text
+    assert "VT modules on a 16x16 map, 256 positions for 16 tokens" in text
     assert "with 0.80 times the MACs and 1.00 (0.95 to 1.05 over 2 rounds) times the training time per image" in text
     assert "promise a saving of 20 %; on this CPU the clock does not show it consistently" in text
     assert "put 56.00 % (52.00 to 60.00 % over 2 seeds) of their attention on object pixels, which cover 40.00 %" \
