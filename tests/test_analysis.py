@@ -6,15 +6,21 @@ import numpy as np
 import pytest
 
 from vt_edu.analysis import (
+    attention_centroids,
     attention_tolerance,
+    centroid_tracking,
     confusion_matrix,
     effective_count,
+    effective_pixels_per_token,
     focus_ranking,
+    foreground_attention_share,
+    mask_fraction,
     most_confident_mistakes,
     neighbour_agreement,
     per_class_accuracy,
     pixel_assignment,
     relative_error,
+    token_mask_correlation,
     token_maps,
     top_confusions,
     upsample,
@@ -142,3 +148,87 @@ def test_attention_grid_draws_one_tile_per_token(monkeypatch):
     top = np.array(plt.get_cmap("inferno")(1.0)[:3])
     np.testing.assert_allclose(heat(images[0], np.ones((8, 8)), 1.0)[0, 0], 0.35 + 0.65 * top)
     plt.close("all")
+
+
+# ------------------------------------------------------------ tokens against object masks
+def _scene_masks():
+    """One 4x4 scene: class 3 (mask value 4) covers the top-left 2x2 block and one more pixel."""
+    masks = np.zeros((1, 4, 4), np.uint8)
+    masks[0, :2, :2] = 4
+    masks[0, 2, 3] = 1
+    return masks
+
+
+def test_mask_fraction_brings_masks_down_to_a_feature_map_by_each_rule():
+    masks = _scene_masks()  # 2x2 map: blocks hold 4, 0, 0 and 1 object pixels of 4
+    assert mask_fraction(masks, 2, 2).tolist() == [[[1.0, 0.0], [0.0, 0.25]]]
+    assert mask_fraction(masks, 2, 2, rule="majority").tolist() == [[[1.0, 0.0], [0.0, 0.0]]]
+    assert mask_fraction(masks, 2, 2, rule="any").tolist() == [[[1.0, 0.0], [0.0, 1.0]]]
+    assert mask_fraction(masks, 4, 4).sum() == 5  # at the input size: the mask itself
+    assert mask_fraction(masks, 2, 2).mean() == (masks != 0).mean()  # the scene's object share, exactly
+    with pytest.raises(ValueError, match="do not split into 3x3 equal blocks"):
+        mask_fraction(masks, 3, 3)
+    with pytest.raises(ValueError, match="unknown mask rule 'most'"):
+        mask_fraction(masks, 2, 2, rule="most")
+    with pytest.raises(ValueError, match=r"\(B, S, S\)"):
+        mask_fraction(masks[0], 2, 2)
+
+
+def test_foreground_attention_share_against_a_uniform_token():
+    objects = np.array([[1.0, 0.0, 0.0, 0.25]])  # object shares of 4 cells: uniform share 1.25 / 4
+    attention = np.array([[[0.5, 0.25], [0.5, 0.25], [0.0, 0.25], [0.0, 0.25]]])  # (1, HW=4, L=2)
+    result = foreground_attention_share(attention, objects.reshape(1, 2, 2))
+    assert result.per_scene.tolist() == [[0.5, 0.3125]]  # token 0: half on the object; token 1 = uniform
+    assert result.uniform.tolist() == [0.3125]
+    assert result.per_token.tolist() == [0.5, 0.3125]
+    assert result.share == pytest.approx(0.40625) and result.uniform_share == 0.3125
+    assert result.ratio == pytest.approx(0.40625 / 0.3125)  # 1.3: 30 % more attention on objects
+    with pytest.raises(ValueError, match="do not match attention"):
+        foreground_attention_share(attention, np.zeros((1, 3, 3)))
+
+
+def test_foreground_share_is_a_ratio_of_means_over_scenes():
+    # Scene 0: object share 0.5, the token entirely on it (1.0). Scene 1: no objects (0 and 0).
+    attention = np.array([[[1.0], [0.0]], [[0.5], [0.5]]])
+    result = foreground_attention_share(attention, np.array([[1.0, 0.0], [0.0, 0.0]]))
+    assert result.share == 0.5 and result.uniform_share == 0.25 and result.ratio == 2.0
+    assert np.isnan(foreground_attention_share(attention, np.zeros((2, 2))).ratio)
+
+
+def test_effective_pixels_per_token_counts_cells_or_input_pixels():
+    attention = np.array([[[0.5, 1.0], [0.5, 0.0], [0.0, 0.0], [0.0, 0.0]]])
+    assert effective_pixels_per_token(attention)[0] == pytest.approx([2.0, 1.0])
+    assert effective_pixels_per_token(attention, pixels_per_cell=16)[0] == pytest.approx([32.0, 16.0])
+    with pytest.raises(ValueError, match=r"\(B, HW, L\)"):
+        effective_pixels_per_token(attention[0])
+
+
+def test_attention_centroids_are_attention_weighted_cell_positions():
+    attention = np.zeros((1, 6, 2))  # a 2x3 map, cells (row, col) in row-major order
+    attention[0, 5, 0] = 1.0  # token 0 on cell (1, 2)
+    attention[0, [0, 2], 1] = 0.5  # token 1 half on (0, 0), half on (0, 2)
+    assert attention_centroids(attention, 2, 3).tolist() == [[[1.0, 2.0], [0.0, 1.0]]]
+    with pytest.raises(ValueError, match=r"\(B, 3\*3, L\)"):
+        attention_centroids(attention, 3, 3)
+
+
+def test_centroid_tracking_is_one_for_a_token_that_moves_with_the_object_and_zero_for_one_that_stays():
+    centres = np.array([[1.0, 1.0], [1.0, 3.0], [3.0, 1.0]])
+    follower = centres + [0.5, -0.5]  # always at the same offset from the object
+    stayer = np.tile([[2.0, 2.0]], (3, 1))
+    half = centres / 2  # moves half as far
+    slopes = centroid_tracking(np.stack([follower, stayer, half], axis=1), centres)
+    assert slopes == pytest.approx([1.0, 0.0, 0.5])
+    with pytest.raises(ValueError, match="does not move"):
+        centroid_tracking(np.stack([follower], axis=1), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"centroids \(B, L, 2\)"):
+        centroid_tracking(follower, centres)
+
+
+def test_token_mask_correlation_per_scene_and_token():
+    objects = np.array([[1.0, 1.0, 0.0, 0.0]])
+    attention = np.array([[[0.5, 0.0, 0.25], [0.5, 0.0, 0.25], [0.0, 0.5, 0.25], [0.0, 0.5, 0.25]]])
+    correlation = token_mask_correlation(attention, objects)
+    assert correlation[0, :2] == pytest.approx([1.0, -1.0])  # on the object; exactly off it
+    assert np.isnan(correlation[0, 2])  # a uniform token has no correlation
+    assert np.isnan(token_mask_correlation(attention, np.zeros((1, 4)))).all()  # no object

@@ -9,12 +9,17 @@ import pytest
 
 from vt_edu.recorded import (
     PACKAGED_RESULTS,
+    PACKAGED_WEIGHTS_LIMIT,
     PARTS,
+    SCENE_PARTS,
     ablation_verdicts,
     find_results,
     load_benchmark,
+    load_scenes_benchmark,
     packaged_files,
+    recorded_vt_fpn,
     run_history,
+    scenes_summary,
     summary,
 )
 
@@ -145,14 +150,15 @@ REPOSITORY_RESULTS = Path(__file__).resolve().parents[1] / "results"
 def test_the_package_carries_an_exact_copy_of_what_the_chapters_read():
     expected = packaged_files(REPOSITORY_RESULTS)
     shipped = sorted(p.relative_to(PACKAGED_RESULTS) for p in PACKAGED_RESULTS.rglob("*")
-                     if p.is_file() and p.suffix in (".json", ".csv"))
+                     if p.is_file() and p.suffix in (".json", ".csv", ".keras"))
     stale = [str(p) for p in expected if (REPOSITORY_RESULTS / p).read_bytes() != (PACKAGED_RESULTS / p).read_bytes()
              if (PACKAGED_RESULTS / p).is_file()]
     hint = "run `python -m vt_edu.recorded` to copy results/ into vt_edu/results"
     assert shipped == expected, hint
     assert not stale, f"{stale} differ; {hint}"
     # Every part file and every run folder a part file names.
-    assert {p.name for p in expected if len(p.parts) == 2} == {f"{part}.json" for part in PARTS}
+    assert {p.name for p in expected if len(p.parts) == 2 and p.parts[0] == "cpu-benchmark"} == {
+        f"{part}.json" for part in PARTS}
     assert Path("cpu-benchmark/runs/cnn-seed/metrics.json") in expected
 
 
@@ -171,3 +177,111 @@ def test_find_results_ends_at_the_packaged_copy(tmp_path, monkeypatch):
     # An installed package: no results/ above the working folder or beside the package.
     monkeypatch.setattr(recorded, "__file__", str(tmp_path / "site-packages" / "vt_edu" / "recorded.py"))
     assert find_results(tmp_path / "content") == PACKAGED_RESULTS
+
+
+# ------------------------------------------------------------------ results/scenes
+def _spread(*values):
+    return {"values": list(values), "mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
+def _pair(a, b):
+    return {"a": _spread(*a), "b": _spread(*b), "difference": _spread(*(y - x for x, y in zip(a, b)))}
+
+
+SCENES = {"num_train": 5000, "num_test": 1000, "canvas_size": 64, "max_objects": 3}
+
+
+@pytest.fixture
+def scene_results(tmp_path):
+    folder = tmp_path / "results" / "scenes"
+    folder.mkdir(parents=True)
+
+    def run(model, seed):
+        return {"model": model, "seed": seed, "run_dir": f"results/scenes/runs/x/{model}-s{seed}"}
+
+    parts = {
+        "segmentation": {
+            "rows": {"fpn": [run("fpn", 0), run("fpn", 1)], "vt_fpn": [run("vt_fpn", 0), run("vt_fpn", 1)]},
+            "macs": {"fpn": {"total": 400e6, "fpn_module": 200e6}, "vt_fpn": {"total": 260e6, "fpn_module": 60e6}},
+            "vt_fpn_to_fpn_macs": {"total": 0.65, "fpn_module": 0.3},
+            "differences": {"mean_iou": _pair([0.40, 0.42], [0.43, 0.44]),
+                            "pixel_accuracy": _pair([0.80, 0.81], [0.82, 0.80])},
+            "images_per_second_ratio_runs": _spread(1.2, 1.3),
+            "alternating_speed": {"ratio_b_to_a": _spread(1.1, 1.25, 1.2)},
+            "width": 0.25, "epochs": 10, "seeds": [0, 1], "scenes": SCENES},
+        "classification": {
+            "rows": {"resnet18": [run("resnet18", 0)], "vt_resnet18": [run("vt_resnet18", 0)]},
+            "vt_to_resnet_macs": 0.8, "differences": {"top1": _pair([0.50], [0.49])},
+            "vt_to_resnet_seconds_per_image_alternating": _spread(0.95, 1.05),
+            "alternating_speed": {"ratio_b_to_a": _spread(1.05, 0.95)},
+            "images_per_second_ratio_runs": _spread(1.0),
+            "width": 0.25, "epochs": 10, "seeds": [0], "scenes": SCENES},
+        "tokens": {
+            "seeds": [{"seed": 0, "run_dir": "results/scenes/runs/segmentation/vt_fpn-s0", "levels": {}}],
+            "summary": {"p4": {"foreground_ratio": _spread(1.5, 1.3), "foreground_share": _spread(0.6, 0.52),
+                               "uniform_share": _spread(0.4), "effective_input_pixels_per_token": _spread(300.0, 340.0),
+                               "tracking_slope": _spread(0.8, 0.6)}},
+            "paper_foreground_ratio": 1.283},
+    }
+    for name, result in parts.items():
+        record = {"part": name, "settings": {}, "provenance": PROVENANCE, "result": result}
+        (folder / f"{name}.json").write_text(json.dumps(record))
+    run_dir = folder / "runs" / "segmentation" / "vt_fpn-s0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text("{}")
+    return tmp_path / "results"
+
+
+def test_scenes_summary_gives_every_difference_with_its_seed_range(scene_results):
+    parts = load_scenes_benchmark(scene_results)
+    assert set(parts) == set(SCENE_PARTS) and load_benchmark(scene_results) == {}
+    text = scenes_summary(parts)
+    assert "2-core Test CPU CPU with 5,000 training and 1,000 test scenes of 64x64 pixels" in text
+    assert "mean IoU of 41.00 % (40.00 to 42.00 % over 2 seeds) and the VT-FPN 43.50 % (43.00 to 44.00 % over " \
+           "2 seeds): +2.50 points (+2.00 to +3.00 per seed) (pixel accuracy +0.50 points (-1.00 to +2.00 per seed))" \
+           in text
+    assert "FPN module needs 0.30 times the FPN's MACs (60.0 M against 200.0 M; the whole model 0.65 times)" in text
+    assert "VT-FPN trains at 1.18 (1.10 to 1.25 over 3 rounds) times the FPN's images/s measured side by side " \
+           "(alternating rounds of training steps; in the whole runs 1.25 (1.20 to 1.30 over 2 seeds))" in text
+    # one seed: a value without a range; the clock disagrees with the MACs in one of the two rounds
+    assert "ResNet-18 reached 50.00 % and VT-ResNet-18 49.00 %: -1.00 points, with 0.80 times the MACs" in text
+    assert "VT modules on a 16x16 map, 256 positions for 16 tokens" in text
+    assert "with 0.80 times the MACs and 1.00 (0.95 to 1.05 over 2 rounds) times the training time per image" in text
+    assert "promise a saving of 20 %; on this CPU the clock does not show it consistently" in text
+    assert "put 56.00 % (52.00 to 60.00 % over 2 seeds) of their attention on object pixels, which cover 40.00 %" \
+           in text
+    assert "1.40 (1.30 to 1.50 over 2 seeds) times a uniform token's share (+40.0 %; the paper reports +28.3 %)" in text
+    assert "moves 0.70 (0.60 to 0.80 over 2 seeds) times as far as an object" in text
+
+
+def test_scenes_summary_says_when_the_clock_shows_the_mac_saving(scene_results):
+    parts = load_scenes_benchmark(scene_results)
+    parts["classification"]["result"]["vt_to_resnet_seconds_per_image_alternating"] = _spread(0.85, 0.9)
+    assert "the clock shows it in every round of the side-by-side timing" in scenes_summary(parts)
+
+
+def test_scenes_summary_without_a_benchmark_says_so(tmp_path):
+    assert load_scenes_benchmark(tmp_path) == {} and load_scenes_benchmark(None) == {}
+    assert "No scenes benchmark is recorded" in scenes_summary({})
+
+
+def test_packaged_files_take_the_analysed_vt_fpn_only_when_it_is_small(scene_results):
+    run_dir = scene_results / "scenes" / "runs" / "segmentation" / "vt_fpn-s0"
+    weights = run_dir / "model.keras"
+    assert recorded_vt_fpn(scene_results, load_scenes_benchmark(scene_results)) is None
+    weights.write_bytes(b"0" * PACKAGED_WEIGHTS_LIMIT)
+    files = packaged_files(scene_results)
+    assert Path("scenes/runs/segmentation/vt_fpn-s0/model.keras") in files
+    assert Path("scenes/runs/segmentation/vt_fpn-s0/metrics.json") in files
+    assert {f"{part}.json" for part in SCENE_PARTS} <= {p.name for p in files}
+    assert packaged_files(scene_results, "cpu-benchmark") == []
+    assert recorded_vt_fpn(scene_results, load_scenes_benchmark(scene_results)) == weights
+    assert recorded_vt_fpn(scene_results, load_scenes_benchmark(scene_results), seed=1) is None
+    weights.write_bytes(b"0" * (PACKAGED_WEIGHTS_LIMIT + 1))
+    assert Path("scenes/runs/segmentation/vt_fpn-s0/model.keras") not in packaged_files(scene_results)
+
+
+def test_the_packaged_copy_gives_the_scenes_chapters_their_numbers():
+    packaged, repository = load_scenes_benchmark(PACKAGED_RESULTS), load_scenes_benchmark(REPOSITORY_RESULTS)
+    assert set(packaged) == set(repository)
+    assert scenes_summary(packaged) == scenes_summary(repository)

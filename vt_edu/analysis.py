@@ -6,6 +6,11 @@ Everything here takes plain arrays (labels, logits, and the attention maps that
 :func:`vt_edu.models.attention.vt_resnet_attention` returns) and returns plain
 arrays, so each function can be checked by hand on a small example (the tests do).
 
+The token statistics of a VT-FPN on scenes (chapter 14 and ``benchmarks/scenes_benchmark.py``)
+compare tokenizer attention with the scenes' object masks: :func:`mask_fraction`,
+:func:`foreground_attention_share`, :func:`effective_pixels_per_token`,
+:func:`attention_centroids`, :func:`centroid_tracking` and :func:`token_mask_correlation`.
+
 Attention layouts (as :func:`vt_resnet_attention` returns them):
 
 * tokenizer ``(B, HW, L)``: column ``l`` is token ``l``'s distribution over the
@@ -16,20 +21,30 @@ Attention layouts (as :func:`vt_resnet_attention` returns them):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from vt_edu.reference import softmax
 
 __all__ = [
+    "MASK_RULES",
+    "ForegroundShare",
+    "attention_centroids",
     "attention_tolerance",
+    "centroid_tracking",
     "confusion_matrix",
     "effective_count",
+    "effective_pixels_per_token",
     "focus_ranking",
+    "foreground_attention_share",
+    "mask_fraction",
     "most_confident_mistakes",
     "neighbour_agreement",
     "per_class_accuracy",
     "pixel_assignment",
     "relative_error",
+    "token_mask_correlation",
     "token_maps",
     "top_confusions",
     "upsample",
@@ -177,3 +192,183 @@ def attention_tolerance(logits) -> float:
     most δ/2 in its weights. We allow 1e-6 times the largest logit (and at least 1e-5).
     """
     return max(1e-5, 1e-6 * float(np.abs(logits).max()))
+
+
+# ------------------------------------------------------------ tokens against object masks
+#: How :func:`mask_fraction` turns the pixels of one feature-map cell into that cell's object share.
+MASK_RULES = ("fraction", "majority", "any")
+
+
+def mask_fraction(masks, height: int, width: int, rule: str = "fraction") -> np.ndarray:
+    """Object masks at the input resolution brought down to a feature map's ``height x width``.
+
+    A feature map of a stride-``s`` level has one cell per ``s x s`` block of input
+    pixels (``s = S / height``); the cell's value says how much of its block is object
+    (any mask value other than 0, the background).
+
+    Args:
+        masks: integer masks ``(B, S, S')`` with 0 = background (a scene's ``masks``), or
+            booleans (True = object). ``S`` must be a multiple of ``height`` and ``S'`` of
+            ``width``.
+        height, width: the feature map's size.
+        rule: ``"fraction"`` (default): the share of the block's pixels that are object
+            (0 to 1, so no threshold decides a cell on an object's edge); ``"majority"``:
+            1 if more than half of them are, else 0; ``"any"``: 1 if at least one is.
+
+    Returns:
+        float64 ``(B, height, width)``; its mean over a map is the scene's share of object
+        pixels exactly with ``"fraction"``.
+
+    Raises:
+        ValueError: not ``(B, S, S')``, a size that is not a multiple, or an unknown rule.
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be (B, S, S), got shape {masks.shape}.")
+    if rule not in MASK_RULES:
+        raise ValueError(f"unknown mask rule {rule!r}; choose one of {', '.join(MASK_RULES)}.")
+    b, rows, cols = masks.shape
+    if height < 1 or width < 1 or rows % height or cols % width:
+        raise ValueError(f"masks of {rows}x{cols} pixels do not split into {height}x{width} equal blocks.")
+    blocks = (masks != 0).reshape(b, height, rows // height, width, cols // width)
+    fraction = blocks.mean(axis=(2, 4), dtype=np.float64)
+    if rule == "majority":
+        return (fraction > 0.5).astype(np.float64)
+    if rule == "any":
+        return (fraction > 0).astype(np.float64)
+    return fraction
+
+
+def _tokenizer(attention) -> np.ndarray:
+    attention = np.asarray(attention, np.float64)
+    if attention.ndim != 3:
+        raise ValueError(f"tokenizer attention must be (B, HW, L), got shape {attention.shape}.")
+    return attention
+
+
+class ForegroundShare(NamedTuple):
+    """What :func:`foreground_attention_share` returns (see there for the definitions)."""
+
+    per_scene: np.ndarray  # (B, L): each token's attention share on object pixels, per scene
+    uniform: np.ndarray  # (B,): the share of a token spread evenly = the scene's object share
+    per_token: np.ndarray  # (L,): per_scene averaged over the scenes
+    share: float  # per_scene averaged over scenes and tokens
+    uniform_share: float  # uniform averaged over the scenes
+    ratio: float  # share / uniform_share (1: no preference; 1.283: the paper's 28.3 % more)
+
+
+def foreground_attention_share(tokenizer_attention, objects) -> ForegroundShare:
+    """How much of each token's attention falls on object pixels, against a token that looks
+    everywhere alike.
+
+    With ``A[b, p, l]`` the tokenizer attention (column ``l`` a distribution over the
+    ``HW`` cells) and ``f[b, p]`` the object share of cell ``p`` (:func:`mask_fraction`):
+
+    * ``per_scene[b, l] = sum_p A[b, p, l] f[b, p] / sum_p A[b, p, l]``: token ``l``'s
+      share of attention on objects in scene ``b``;
+    * ``uniform[b] = mean_p f[b, p]``: the same share for uniform attention, i.e. the
+      scene's share of object pixels (the background baseline);
+    * ``ratio = mean_{b,l} per_scene / mean_b uniform`` (a ratio of means, so scenes with
+      few object pixels do not dominate): above 1, tokens prefer objects.
+
+    Args:
+        tokenizer_attention: ``(B, HW, L)``.
+        objects: object shares ``(B, H, W)`` with ``H * W = HW`` (from :func:`mask_fraction`),
+            or ``(B, HW)``.
+
+    Returns:
+        :class:`ForegroundShare` (``ratio`` is NaN if no scene holds an object).
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    attention = _tokenizer(tokenizer_attention)
+    objects = np.asarray(objects, np.float64)
+    b, hw, _ = attention.shape
+    if objects.shape[0] != b or objects[0].size != hw:
+        raise ValueError(f"object shares of shape {objects.shape} do not match attention of shape {attention.shape}.")
+    f = objects.reshape(b, hw)
+    per_scene = np.einsum("bpl,bp->bl", attention, f) / attention.sum(axis=1)
+    uniform = f.mean(axis=1)
+    share, uniform_share = float(per_scene.mean()), float(uniform.mean())
+    ratio = share / uniform_share if uniform_share > 0 else float("nan")
+    return ForegroundShare(per_scene, uniform, per_scene.mean(axis=0), share, uniform_share, ratio)
+
+
+def effective_pixels_per_token(tokenizer_attention, pixels_per_cell: int = 1) -> np.ndarray:
+    """How many pixels each token reads: :func:`effective_count` of its column, ``(B, L)``.
+
+    A token spread evenly over ``n`` cells gives ``n``; one on a single cell gives 1.
+    ``pixels_per_cell`` (``stride**2``) turns cells of a feature map into input pixels.
+    """
+    return effective_count(_tokenizer(tokenizer_attention), axis=1) * pixels_per_cell
+
+
+def attention_centroids(tokenizer_attention, height: int, width: int) -> np.ndarray:
+    """Each token's centre of attention in cell coordinates, ``(B, L, 2)`` as (row, column).
+
+    ``centroid[b, l] = sum_p A[b, p, l] (row(p), col(p)) / sum_p A[b, p, l]``, cells in
+    row-major order, cell ``(i, j)`` at ``(i, j)`` (its centre, so ``(i + 0.5) * stride``
+    in input pixels).
+    """
+    attention = _tokenizer(tokenizer_attention)
+    if attention.shape[1] != height * width:
+        raise ValueError(f"tokenizer attention must be (B, {height}*{width}, L), got shape {attention.shape}.")
+    rows, cols = np.divmod(np.arange(height * width), width)
+    weights = attention / attention.sum(axis=1, keepdims=True)
+    return np.stack([np.einsum("bpl,p->bl", weights, rows), np.einsum("bpl,p->bl", weights, cols)], axis=-1)
+
+
+def centroid_tracking(centroids, object_centres) -> np.ndarray:
+    """How far each token's centre of attention follows an object that moves.
+
+    For scenes that show the same object at different places (``object_centres``, in the
+    centroids' units), the slope of a least-squares line through the origin from the
+    object's displacement to the token's, both taken from their means over the scenes
+    and pooled over rows and columns::
+
+        slope[l] = sum_b (c[b, l] - mean_b c[b, l]) . (o[b] - mean_b o[b]) / sum_b |o[b] - mean_b o[b]|^2
+
+    1: the token moves with the object; 0: it stays where it is (or moves at random);
+    0.5: it moves half as far.
+
+    Args:
+        centroids: ``(B, L, 2)`` from :func:`attention_centroids`.
+        object_centres: ``(B, 2)``, (row, column); at least two different ones.
+
+    Returns:
+        ``(L,)`` slopes.
+    """
+    centroids = np.asarray(centroids, np.float64)
+    centres = np.asarray(object_centres, np.float64)
+    if centroids.ndim != 3 or centroids.shape[-1] != 2 or centres.shape != (len(centroids), 2):
+        raise ValueError(f"centroids (B, L, 2) and object centres (B, 2) expected, got {centroids.shape} and "
+                         f"{centres.shape}.")
+    moved = centres - centres.mean(axis=0)
+    spread = float((moved ** 2).sum())
+    if spread == 0:
+        raise ValueError("the object does not move: centroid tracking needs at least two object positions.")
+    followed = centroids - centroids.mean(axis=0)
+    return np.einsum("blk,bk->l", followed, moved) / spread
+
+
+def token_mask_correlation(tokenizer_attention, objects) -> np.ndarray:
+    """Pearson correlation over the cells of each token's attention map with the object map,
+    per scene: ``(B, L)`` (1: attention is an affine image of the mask; NaN where either
+    map is constant, e.g. a scene without objects).
+
+    Args:
+        tokenizer_attention: ``(B, HW, L)``.
+        objects: ``(B, H, W)`` or ``(B, HW)`` object shares (:func:`mask_fraction`), or the
+            map of one object.
+    """
+    attention = _tokenizer(tokenizer_attention)
+    b, hw, _ = attention.shape
+    objects = np.asarray(objects, np.float64)
+    if objects.shape[0] != b or objects[0].size != hw:
+        raise ValueError(f"object maps of shape {objects.shape} do not match attention of shape {attention.shape}.")
+    f = objects.reshape(b, hw, 1) - objects.reshape(b, hw, 1).mean(axis=1, keepdims=True)
+    a = attention - attention.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a ** 2).sum(axis=1) * (f ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (a * f).sum(axis=1) / denominator, np.nan)

@@ -1,4 +1,4 @@
-"""The recorded benchmark (``results/cpu-benchmark``) read back for the chapters.
+"""The recorded benchmarks (``results/cpu-benchmark``, ``results/scenes``) read back for the chapters.
 
 The files the chapters read also travel with the package, in ``vt_edu/results``
 (:func:`packaged_files` says which; ``python -m vt_edu.recorded`` copies them there,
@@ -10,6 +10,11 @@ recorded numbers in a checkout and in Colab, where only the installed package ex
 result. The chapters show these numbers and state what they say; the sentences are
 built here from the files, so a re-recorded benchmark rewrites them and the text can
 never disagree with the table beside it.
+
+``benchmarks/scenes_benchmark.py`` writes ``results/scenes`` the same way, with the parts
+:data:`SCENE_PARTS` (:func:`load_scenes_benchmark`, :func:`scenes_summary`; chapters 13
+and 14). Its part files give every seed's value and, for every difference, its values per
+seed with their min and max (``{"values", "mean", "min", "max"}``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["PACKAGED_RESULTS", "PARTS", "STUDENTS", "ablation_verdicts", "copy_to_package", "find_results",
-           "load_benchmark", "packaged_files", "run_history", "summary"]
+from vt_edu.names import DEFAULT_NUM_TOKENS
+
+__all__ = ["BENCHMARKS", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS", "STUDENTS",
+           "ablation_verdicts", "copy_to_package", "find_results", "load_benchmark", "load_scenes_benchmark",
+           "packaged_files", "recorded_vt_fpn", "run_history", "scenes_summary", "summary"]
 
 PARTS = ("cnn", "vt", "target", "ablations", "backends")
+SCENE_PARTS = ("segmentation", "classification", "tokens")
+#: Each recorded benchmark's folder under ``results/`` and its part files.
+BENCHMARKS = {"cpu-benchmark": PARTS, "scenes": SCENE_PARTS}
+#: The token part's trained VT-FPNs travel with the package only up to this size (bytes).
+PACKAGED_WEIGHTS_LIMIT = 1_000_000
 # What the students reported after 10 epochs of their recipe (Adam 1e-3, batch 256).
 STUDENTS = {"cnn": 0.6937, "vit": 0.7045}
 MODEL_NAMES = {"cnn": "the students' CNN", "resnet18": "ResNet-18", "vt_resnet18": "VT-ResNet-18", "vit": "ViT"}
@@ -56,24 +69,36 @@ def _run_dirs(value):
             yield from _run_dirs(item)
 
 
-def packaged_files(results_dir, name: str = "cpu-benchmark") -> list:
-    """The files of ``results_dir`` that travel with the package: the benchmark's part
-    files and the ``.json``/``.csv`` files of every run folder they name.
+def packaged_files(results_dir, name: str | None = None) -> list:
+    """The files of ``results_dir`` that travel with the package: each benchmark's part
+    files, the ``.json``/``.csv`` files of every run folder they name, and the
+    ``model.keras`` of each run the scenes' token part analysed, if it is at most
+    :data:`PACKAGED_WEIGHTS_LIMIT` bytes.
+
+    Args:
+        name: one benchmark of :data:`BENCHMARKS` (default: all of them).
 
     Returns:
         Sorted paths relative to ``results_dir`` (``[]`` when nothing is recorded).
     """
     results_dir = Path(results_dir)
     files = set()
-    for part_name in PARTS:
-        path = results_dir / name / f"{part_name}.json"
-        if not path.is_file():
+    for benchmark, parts in BENCHMARKS.items():
+        if name is not None and benchmark != name:
             continue
-        files.add(path.relative_to(results_dir))
-        for run_dir in _run_dirs(json.loads(path.read_text())):
-            # run_dir is relative to the repository root, the parent of results/.
-            folder = results_dir.parent / run_dir
-            files.update(p.relative_to(results_dir) for p in folder.glob("*") if p.suffix in (".json", ".csv"))
+        for part_name in parts:
+            path = results_dir / benchmark / f"{part_name}.json"
+            if not path.is_file():
+                continue
+            files.add(path.relative_to(results_dir))
+            record = json.loads(path.read_text())
+            for run_dir in _run_dirs(record):
+                # run_dir is relative to the repository root, the parent of results/.
+                folder = results_dir.parent / run_dir
+                files.update(p.relative_to(results_dir) for p in folder.glob("*") if p.suffix in (".json", ".csv"))
+                weights = folder / "model.keras"
+                if part_name == "tokens" and weights.is_file() and weights.stat().st_size <= PACKAGED_WEIGHTS_LIMIT:
+                    files.add(weights.relative_to(results_dir))
     return sorted(files)
 
 
@@ -95,12 +120,13 @@ def copy_to_package(results_dir) -> list:
 
 
 def load_benchmark(results_dir, name: str = "cpu-benchmark") -> dict:
-    """The part files of ``<results_dir>/<name>`` as ``{part: record}`` (``{}`` if none)."""
+    """The part files of ``<results_dir>/<name>`` (a benchmark of :data:`BENCHMARKS`) as
+    ``{part: record}`` (``{}`` if none)."""
     folder = Path(results_dir) / name if results_dir is not None else None
     if folder is None or not folder.is_dir():
         return {}
     parts = {}
-    for part in PARTS:
+    for part in BENCHMARKS[name]:
         path = folder / f"{part}.json"
         if path.is_file():
             record = json.loads(path.read_text())
@@ -226,6 +252,116 @@ def summary(parts: dict) -> str:
             text.append(
                 f"Classifying each test image and its mirror image and averaging the two predictions (flip "
                 f"test-time augmentation, no extra training) gives {_pct(t['top1_flip_tta'])}."
+            )
+    return " ".join(text)
+
+
+# ------------------------------------------------------------------ results/scenes
+def load_scenes_benchmark(results_dir) -> dict:
+    """The scenes benchmark's part files (:data:`SCENE_PARTS`) as ``{part: record}`` (``{}`` if none)."""
+    return load_benchmark(results_dir, "scenes")
+
+
+def recorded_vt_fpn(results_dir, parts: dict, seed: int | None = None):
+    """The ``model.keras`` of a VT-FPN that the token part analysed (its first seed unless
+    ``seed`` is given), or None where it is not recorded (weights over
+    :data:`PACKAGED_WEIGHTS_LIMIT` do not travel with the package)."""
+    if "tokens" not in parts or results_dir is None:
+        return None
+    for entry in parts["tokens"]["result"]["seeds"]:
+        if seed is None or entry["seed"] == seed:
+            path = Path(results_dir).parent / entry["run_dir"] / "model.keras"
+            return path if path.is_file() else None
+    return None
+
+
+def _seeds(s, scale: float = 100.0, digits: int = 2, unit: str = "", over: str = "seeds") -> str:
+    """A spread over seeds (or over the ``rounds`` of a side-by-side timing) as
+    ``mean (min to max over n seeds)``, or the one value when there is one."""
+    if len(s["values"]) == 1:
+        return f"{scale * s['mean']:.{digits}f}{unit}"
+    return (f"{scale * s['mean']:.{digits}f}{unit} ({scale * s['min']:.{digits}f} to "
+            f"{scale * s['max']:.{digits}f}{unit} over {len(s['values'])} {over})")
+
+
+def _points(d) -> str:
+    """A difference of two models in points, with its per-seed range."""
+    diff = d["difference"]
+    if len(diff["values"]) == 1:
+        return f"{100 * diff['mean']:+.2f} points"
+    return f"{100 * diff['mean']:+.2f} points ({100 * diff['min']:+.2f} to {100 * diff['max']:+.2f} per seed)"
+
+
+def _speed_sentence(result, b_label: str, a_label: str) -> str:
+    alternating = result["alternating_speed"]["ratio_b_to_a"]
+    return (f"{b_label} trains at {_seeds(alternating, 1, 2, over='rounds')} times {a_label}'s images/s measured "
+            "side by side (alternating rounds of training steps; in the whole runs "
+            f"{_seeds(result['images_per_second_ratio_runs'], 1, 2)})")
+
+
+def scenes_summary(parts: dict) -> str:
+    """What the recorded scenes benchmark says, in numbers from its files: FPN vs VT-FPN,
+    ResNet-18 vs VT-ResNet-18 on 64x64 scenes, and the trained VT-FPN's tokens."""
+    if not parts:
+        return ("No scenes benchmark is recorded in this copy of the book, so there are no full-scale numbers to "
+                "compare.")
+    text = []
+    hardware = next(iter(parts.values()))["provenance"]["hardware"]
+    device = hardware.get("gpu") or f"a {hardware.get('cpu_cores')}-core {hardware.get('cpu')} CPU"
+    first = next(iter(parts.values()))["result"]
+    if "scenes" in first:
+        sc = first["scenes"]
+        text.append(f"Recorded on {device} with {sc['num_train']:,} training and {sc['num_test']:,} test scenes of "
+                    f"{sc['canvas_size']}x{sc['canvas_size']} pixels.")
+    else:
+        text.append(f"Recorded on {device}.")
+    if "segmentation" in parts:
+        r = parts["segmentation"]["result"]
+        miou = r["differences"]["mean_iou"]  # a: the FPN, b: the VT-FPN
+        macs = r["vt_fpn_to_fpn_macs"]
+        text.append(
+            f"At width {r['width']:g} after {r['epochs']} epochs with the same recipe, the FPN reached a mean IoU of "
+            f"{_seeds(miou['a'], unit=' %')} and the VT-FPN {_seeds(miou['b'], unit=' %')}: "
+            f"{_points(miou)} (pixel accuracy {_points(r['differences']['pixel_accuracy'])})."
+        )
+        text.append(
+            f"The VT-FPN's FPN module needs {macs['fpn_module']:.2f} times the FPN's MACs "
+            f"({r['macs']['vt_fpn']['fpn_module'] / 1e6:.1f} M against {r['macs']['fpn']['fpn_module'] / 1e6:.1f} M; "
+            f"the whole model {macs['total']:.2f} times), and the "
+            + _speed_sentence(r, "VT-FPN", "the FPN") + "."
+        )
+    if "classification" in parts:
+        r = parts["classification"]["result"]
+        top1 = r["differences"]["top1"]
+        mac_ratio = r["vt_to_resnet_macs"]
+        time_ratio = r["vt_to_resnet_seconds_per_image_alternating"]
+        saving = mac_ratio < 1
+        shows = time_ratio["max"] < 1 if saving else time_ratio["min"] > 1
+        side = r["scenes"]["canvas_size"] // 4  # the VT modules read stage 3 of a CIFAR ResNet: stride 4
+        text.append(
+            f"Classifying the same scenes (label: the class covering the most pixels; VT modules on a {side}x{side} "
+            f"map, {side * side} positions for {DEFAULT_NUM_TOKENS} tokens), ResNet-18 reached "
+            f"{_seeds(top1['a'], unit=' %')} and VT-ResNet-18 {_seeds(top1['b'], unit=' %')}: {_points(top1)}, with "
+            f"{mac_ratio:.2f} times the MACs and {_seeds(time_ratio, 1, 2, over='rounds')} times the training time "
+            "per image (side by side)."
+        )
+        verb = "a saving" if saving else "an extra cost"
+        text.append(
+            f"The MACs promise {verb} of {100 * abs(1 - mac_ratio):.0f} %; on this CPU the clock "
+            + ("shows it in every round of the side-by-side timing." if shows
+               else "does not show it consistently (the side-by-side rounds disagree or go the other way).")
+        )
+    if "tokens" in parts:
+        t = parts["tokens"]["result"]
+        for level, s in t["summary"].items():
+            ratio = s["foreground_ratio"]
+            text.append(
+                f"Level {level}: the trained VT-FPN's tokens put {_seeds(s['foreground_share'], unit=' %')} of their "
+                f"attention on object pixels, which cover {_seeds(s['uniform_share'], unit=' %')} of a scene: "
+                f"{_seeds(ratio, 1, 2)} times a uniform token's share ({100 * (ratio['mean'] - 1):+.1f} %; the paper "
+                f"reports {100 * (t['paper_foreground_ratio'] - 1):+.1f} %). A token reads about "
+                f"{_seeds(s['effective_input_pixels_per_token'], 1, 0)} input pixels, and its centre of attention "
+                f"moves {_seeds(s['tracking_slope'], 1, 2)} times as far as an object that is moved."
             )
     return " ".join(text)
 
