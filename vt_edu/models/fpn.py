@@ -134,7 +134,9 @@ def semantic_head(levels, channels: int, num_classes: int, dropout: float, upsam
             x = _batch_norm(f"{name}_bn")(x)
             x = keras.layers.ReLU(name=f"{name}_relu")(x)
             if index > 0:
-                x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
+                # float32 also under mixed precision: XLA refuses TensorFlow's gradient of a
+                # float16 bilinear resize (it returns float32 into a float16 graph).
+                x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up", dtype="float32")(x)
         branches.append(x)
     x = keras.layers.Add(name="head_sum")(branches)
     if dropout > 0:
