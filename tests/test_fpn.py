@@ -245,3 +245,21 @@ def test_the_models_give_the_same_logits_on_jax(models, tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["fpn", "ok", "vt_fpn", "ok"]
+
+
+def test_the_documented_costs_at_width_1():
+    """The table in vt_edu.models.fpn's docstring (64x64, 11 classes)."""
+    fpn = create_model("fpn", num_classes=CLASSES)
+    vt_fpn = create_model("vt_fpn", num_classes=CLASSES)
+    assert round(fpn_module_macs(fpn) / 1e6, 2) == 84.62 and round(fpn_module_macs(vt_fpn) / 1e6, 2) == 45.38
+    neck, vt_neck = fpn_module_macs(fpn, include_head=False), fpn_module_macs(vt_fpn, include_head=False)
+    assert round(neck / 1e6, 2) == 54.07 and round(vt_neck / 1e6, 2) == 14.83
+    assert round(count_macs(fpn).total_macs / count_macs(vt_fpn).total_macs, 2) == 1.20
+
+
+def test_cli_flops_counts_the_segmentation_models_at_their_own_size(capsys):
+    from vt_edu.cli import main
+
+    assert main(["flops", "--model", "vt_fpn", "--width", "0.125", "--classes", "11", "--stem", "imagenet"]) == 0
+    out = capsys.readouterr().out
+    assert "input 64x64x3" in out and "vt " in out and "neck" in out and "head" in out
