@@ -87,6 +87,9 @@ def test_keras_round_trip_gives_the_same_logits(models, tmp_path):
         np.testing.assert_allclose(
             np.asarray(reloaded(x, training=False)), np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-5
         )
+    # A reloaded VT-FPN (what a run folder holds) still gives its attention maps.
+    found = vt_fpn_attention(reloaded, x)
+    np.testing.assert_allclose(found["logits"], np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-4)
 
 
 def test_one_training_step_moves_the_weights_and_the_loss_is_finite():
