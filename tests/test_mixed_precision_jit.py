@@ -1,4 +1,4 @@
-"""Every registry model trains under ``mixed_float16`` with XLA (``jit_compile=True``).
+"""Every classification model trains under ``mixed_float16`` with XLA (``jit_compile=True``).
 
 This is what a GPU run uses by default (:func:`vt_edu.training.train` turns on mixed
 precision and XLA when it sees a GPU), checked here on the CPU with tiny models, 32
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from test_models import TINY
-from vt_edu.models import create_model, list_models
+from vt_edu.models import create_model
+from vt_edu.names import CLASSIFICATION_MODELS
 from vt_edu.training import get_recipe
 from vt_edu.training.loop import compile_for_training
 
@@ -25,7 +26,7 @@ EPOCHS, BATCH, IMAGES = 3, 16, 32
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA with float16 on a CPU: TensorFlow only")
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", CLASSIFICATION_MODELS)  # per-pixel models: tests/test_fpn.py
 def test_model_trains_with_mixed_float16_and_xla(name):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(IMAGES, 32, 32, 3)).astype("float32")  # the scale of normalised images

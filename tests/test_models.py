@@ -28,8 +28,12 @@ def _data(n=8, size=32, classes=10, seed=0):
     return x, y
 
 
-def test_registry_lists_the_four_models():
-    assert list_models() == ["cnn", "resnet18", "vt_resnet18", "vit"]
+def test_registry_lists_the_classifiers_then_the_segmentation_models():
+    from vt_edu.names import CLASSIFICATION_MODELS, SEGMENTATION_MODELS
+
+    assert list_models() == ["cnn", "resnet18", "vt_resnet18", "vit", "fpn", "vt_fpn"]
+    assert list_models() == [*CLASSIFICATION_MODELS, *SEGMENTATION_MODELS]
+    assert set(TINY) == set(CLASSIFICATION_MODELS)  # the segmentation models: tests/test_fpn.py
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -157,7 +161,7 @@ def test_stochastic_depth_and_dropout_are_train_only():
 
 
 def test_bad_names_and_options_fail_with_the_valid_choices():
-    with pytest.raises(ModelConfigError, match="choose one of: cnn, resnet18, vt_resnet18, vit"):
+    with pytest.raises(ModelConfigError, match="choose one of: cnn, resnet18, vt_resnet18, vit, fpn, vt_fpn"):
         create_model("resnet50")
     with pytest.raises(ModelConfigError, match="has no option 'num_tokens'.*width"):
         create_model("cnn", num_tokens=16)

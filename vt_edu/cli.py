@@ -210,10 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "per stage or per layer. The paper's setting is --input-size 224 --classes 1000.",
     )
     p.add_argument("--model", required=True, metavar="NAME", help=f"one of: {', '.join(MODEL_NAMES)}.")
-    p.add_argument("--input-size", type=_int, default=32, help="image side in pixels (default 32; the paper: 224).")
+    p.add_argument("--input-size", type=_int, default=None,
+                   help="image side in pixels (default: the model's, 32; 64 for fpn and vt_fpn; the paper: 224).")
     p.add_argument("--classes", type=_int, default=10, help="number of classes (default 10; ImageNet: 1000).")
     p.add_argument("--stem", choices=("cifar", "imagenet"), default=None,
-                   help="ResNet stem (default: imagenet for inputs of 128 pixels or more, else cifar).")
+                   help="ResNet stem (default: imagenet for inputs of 128 pixels or more, else cifar; "
+                        "imagenet for fpn and vt_fpn).")
     _add_model_options(p)
     p.add_argument("--per-layer", action="store_true", help="one line per layer instead of per stage.")
     p.add_argument("--json", action="store_true", help="print the table as JSON.")
@@ -340,16 +342,20 @@ def _cmd_compare(args):
 
 def _cmd_flops(args):
     from vt_edu.flops import check_table_settings, count_macs, format_table
-    from vt_edu.models import create_model
+    from vt_edu.models import MODELS, create_model
 
+    if args.input_size is None:  # an unknown model gets 32 here and its own error from create_model
+        args.input_size = MODELS[args.model].input_shape[0] if args.model in MODELS else 32
     check_table_settings(args.input_size, args.classes, args.width)  # before building: weights grow with each
     options = _model_options(args)
     if args.width is not None:
         options["width"] = args.width
     if args.model in ("resnet18", "vt_resnet18"):
         options.setdefault("stem", args.stem or ("imagenet" if args.input_size >= 128 else "cifar"))
+    elif args.model in SEGMENTATION_MODELS and args.stem is not None:
+        options["stem"] = args.stem  # their default, imagenet, suits every size they take
     elif args.stem is not None:
-        raise CLIError(f"--stem applies to resnet18 and vt_resnet18, not {args.model}.")
+        raise CLIError(f"--stem applies to resnet18, vt_resnet18, fpn and vt_fpn, not {args.model}.")
     model = create_model(args.model, num_classes=args.classes, input_shape=(args.input_size, args.input_size, 3), **options)
     table = count_macs(model)
     if args.json:

@@ -26,7 +26,10 @@ Counts are **per image** (the batch axis is ignored) and cover every matrix prod
 
 Not counted (0 MACs): batch/layer normalisation (BN folds into the preceding
 convolution at inference; the paper's and torchvision's counts exclude it too),
-activations, softmax, pooling, residual additions and biases. This is the convention
+activations, softmax, pooling, residual additions and biases, and the FPNs'
+weight-free plumbing: ``UpSampling2D``/``Resizing`` (nearest copies pixels; bilinear
+mixes 4 pixels with fixed weights, as pooling does), ``Add`` (the top-down path and
+the head's sum), ``Concatenate`` and slicing of token sequences. This is the convention
 under which torchvision's ResNet-18 is "1.814 G": our count is 1,814,073,344.
 
 Parameters are read from each layer's weights, trainable and not (BN's moving mean
@@ -74,6 +77,7 @@ __all__ = [
     "count_macs",
     "filter_tokenizer_macs",
     "format_table",
+    "fpn_module_macs",
     "projector_macs",
     "recurrent_tokenizer_macs",
     "transformer_macs",
@@ -386,6 +390,11 @@ def _layer_macs(layer, inputs, outputs):
         return macs, "QKV/out projections + 2·N²·D"
     if isinstance(layer, (L.BatchNormalization, L.LayerNormalization)):
         return 0, "not counted (normalisation)"
+    # Fixed interpolation (as pooling) and additions: no weights, by convention 0.
+    if isinstance(layer, (L.UpSampling2D, L.Resizing)):
+        return 0, "not counted (interpolation)"
+    if isinstance(layer, (L.Add, L.Concatenate)):
+        return 0, "not counted (additions / concatenation)"
     from vt_edu.models.blocks import ClassToken, PositionEmbedding
 
     # Weights that are only added or concatenated (no multiplications).
@@ -430,6 +439,35 @@ def count_macs(model) -> MacTable:
         )
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     return MacTable(model_name=model.name, input_shape=input_shape, rows=rows)
+
+
+#: Stages of the ResNet-18 trunk (see :mod:`vt_edu.models.resnet`'s layer names).
+TRUNK_STAGES = ("stem", "stage1", "stage2", "stage3", "stage4")
+#: Stages of the FPN neck: laterals, top-down path, output convs (``neck``) or tokens (``vt``).
+NECK_STAGES = ("neck", "vt")
+
+
+def fpn_module_macs(model, include_head: bool = True) -> int:
+    """MACs per image of a segmentation model's FPN module: everything after the trunk.
+
+    For ``fpn`` and ``vt_fpn`` (:mod:`vt_edu.models.fpn`) that is the neck (laterals,
+    top-down path and the per-level 3x3 convolutions, or VT-FPN's tokenizers, transformer
+    and projectors, counted with the formulas above) plus the semantic head (its convs,
+    the 1x1 classifier; upsampling counts 0).
+
+    Args:
+        model: a built ``fpn`` or ``vt_fpn``.
+        include_head: ``False`` counts the neck only (stages ``neck`` and ``vt``), the
+            part where VT-FPN differs from the FPN.
+
+    Raises:
+        ValueError: the model has no FPN neck (e.g. a classifier).
+    """
+    stages = count_macs(model).stages()
+    if "neck" not in stages:
+        raise ValueError(f"model {model.name!r} has no FPN neck (no 'neck_*' layers); build fpn or vt_fpn.")
+    parts = [s for s in stages if s not in TRUNK_STAGES] if include_head else [s for s in stages if s in NECK_STAGES]
+    return sum(stages[s]["macs"] for s in parts)
 
 
 def _fmt_count(n: int) -> str:

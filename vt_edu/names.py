@@ -16,8 +16,7 @@ CLASSIFICATION_MODELS = ("cnn", "resnet18", "vt_resnet18", "vit")
 SEGMENTATION_MODELS = ("fpn", "vt_fpn")
 
 #: Models of :func:`vt_edu.models.create_model`, in the order the book introduces them.
-#: (The segmentation models join when the registry builds them.)
-MODEL_NAMES = CLASSIFICATION_MODELS
+MODEL_NAMES = CLASSIFICATION_MODELS + SEGMENTATION_MODELS
 
 #: What a run learns: one label per image, or one label per pixel.
 TASKS = ("classification", "segmentation")

@@ -1,4 +1,4 @@
-"""Every attention map of a VT-ResNet, for the chapters' pictures.
+"""Every attention map of a VT-ResNet or a VT-FPN, for the chapters' pictures.
 
 :func:`vt_resnet_attention` gives each VT module of a model built by
 ``create_model("vt_resnet18", ...)`` back its :class:`~vt_edu.layers.VTModule`
@@ -7,6 +7,8 @@ runs :meth:`~vt_edu.layers.VTModule.forward_features` with ``return_attention=Tr
 the wiring is the module's own, the same that built the model, so there is no second
 copy of it here. The parts are recognised by their types, in the order of
 ``model.layers``; the tests check that the run ends at the model's own logits.
+:func:`vt_fpn_attention` does the same for VT-FPN's tokens with
+:class:`~vt_edu.models.fpn.PyramidTokens`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import keras
 import numpy as np
 
 from vt_edu.layers import FilterTokenizer, PoolingTokenizer, Projector, RecurrentTokenizer, TokenTransformer, VTModule
+from vt_edu.models.fpn import PyramidTokens
 
 _TOKENIZERS = (FilterTokenizer, RecurrentTokenizer, PoolingTokenizer)
 
@@ -97,3 +100,62 @@ def _run(modules, trunk, head, images):
         result["modules"].append({k: keras.ops.convert_to_numpy(v) for k, v in found.items()})
     result["logits"] = keras.ops.convert_to_numpy(head(tokens, training=False))
     return result
+
+
+def vt_fpn_attention(model, images, batch_size: int = 64) -> dict:
+    """Run a VT-FPN on ``images`` and collect its attention maps, level by level.
+
+    The parts are the model's own (:meth:`~vt_edu.models.fpn.PyramidTokens.from_model`)
+    and run through the one wiring that built the model
+    (:meth:`~vt_edu.models.fpn.PyramidTokens.forward_features`).
+
+    Args:
+        model: a model from ``create_model("vt_fpn", ...)`` (with ``use_projector=True``).
+        images: normalised float images ``(B, H, W, 3)`` (as the model was trained on).
+        batch_size: images per forward pass.
+
+    Returns:
+        A dict of NumPy arrays:
+
+        * ``"levels"``: ``{"p2": {...}, "p3": {...}, ...}`` (finest first), each with
+          ``"size"`` ``(H_i, W_i)``, ``"tokenizer"`` ``(B, H_i*W_i, L)`` (columns sum to 1
+          over the level's pixels), ``"projector"`` ``(B, H_i*W_i, L)`` (rows sum to 1
+          over the level's tokens) and ``"tokens"``, the level's ``(start, stop)`` in the
+          transformer's sequence.
+        * ``"transformer"``: ``(B, N, N)`` with ``N`` = 4L tokens of all levels (rows sum
+          to 1); entry ``[b, i, j]`` says how much token ``i`` takes from token ``j``.
+        * ``"logits"``: ``(B, H, W, classes)``, the model's output.
+
+    Raises:
+        ValueError: the model has no VT-FPN tokens.
+    """
+    pyramid = PyramidTokens.from_model(model)
+    trunk = keras.Model(model.input, [tokenizer.input for tokenizer in pyramid.tokenizers])
+    head = keras.Model([projector.output for projector in pyramid.projectors], model.outputs)
+
+    parts = []
+    for start in range(0, len(images), batch_size):
+        maps = trunk(images[start : start + batch_size], training=False)
+        found = pyramid.forward_features(maps, return_attention=True)
+        logits = head(found["maps_out"], training=False)
+        numpy = keras.ops.convert_to_numpy
+        parts.append({
+            "tokenizer": [numpy(a) for a in found["tokenizer"]],
+            "projector": [numpy(a) for a in found["projector"]],
+            "transformer": numpy(found["transformer"]),
+            "logits": numpy(logits),
+        })
+    levels = {}
+    for i, (level, tokens) in enumerate(pyramid.token_ranges().items()):
+        shape = pyramid.tokenizers[i].input.shape
+        levels[level] = {
+            "size": (int(shape[1]), int(shape[2])),
+            "tokenizer": np.concatenate([p["tokenizer"][i] for p in parts]),
+            "projector": np.concatenate([p["projector"][i] for p in parts]),
+            "tokens": tokens,
+        }
+    return {
+        "levels": levels,
+        "transformer": np.concatenate([p["transformer"] for p in parts]),
+        "logits": np.concatenate([p["logits"] for p in parts]),
+    }

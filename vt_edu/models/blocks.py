@@ -3,9 +3,11 @@
 * :class:`StochasticDepth`: drop a whole residual branch per example (Huang et al.,
   2016), the regulariser of the paper's advanced recipe.
 * :class:`ClassToken` and :class:`PositionEmbedding`: the two learned tensors of a
-  ViT that are not ordinary ``Dense``/``Conv2D`` kernels.
+  ViT that are not ordinary ``Dense``/``Conv2D`` kernels; :class:`TokenPool` reduces
+  a ViT's tokens to one vector.
+* :class:`TokenRange`: one pyramid level's tokens out of VT-FPN's concatenated sequence.
 
-All three use ``keras.ops`` only, so they run on every Keras backend, and are
+All of them use ``keras.ops`` only, so they run on every Keras backend, and are
 registered under the ``vt_edu`` package so ``.keras`` files reload without
 ``custom_objects``.
 """
@@ -138,4 +140,34 @@ class TokenPool(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(mode=self.mode)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vt_edu")
+class TokenRange(keras.layers.Layer):
+    """Tokens ``start`` to ``stop - 1`` of a sequence: ``(B, N, D)`` → ``(B, stop - start, D)``.
+
+    VT-FPN concatenates the tokens of all pyramid levels for one transformer; this
+    layer gives each level its own tokens back.
+
+    Args:
+        start: index of the first token kept (>= 0).
+        stop: one past the last token kept (> ``start``).
+    """
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(start, bool) or isinstance(stop, bool) or not (0 <= int(start) < int(stop)):
+            raise ValueError(f"TokenRange: need 0 <= start < stop, got start={start!r}, stop={stop!r}.")
+        self.start, self.stop = int(start), int(stop)
+
+    def call(self, inputs):
+        return inputs[:, self.start : self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.stop - self.start, input_shape[2])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(start=self.start, stop=self.stop)
         return config

@@ -3,7 +3,8 @@
 >>> model = create_model("vt_resnet18", num_classes=10, width=0.25)
 
 Names: ``cnn`` (the students' TensorFlow-tutorial CNN), ``resnet18``, ``vt_resnet18``
-and ``vit``. Every builder uses Keras layers and ``keras.ops`` only, so each model
+and ``vit`` classify images (logits ``(B, classes)``); ``fpn`` and ``vt_fpn`` label
+every pixel (logits ``(B, H, W, classes)``, 64x64 images by default). Every builder uses Keras layers and ``keras.ops`` only, so each model
 runs on the TensorFlow, JAX and PyTorch backends, and every custom layer is
 registered for ``.keras`` saving. Options are keyword arguments; a wrong name or an
 option a model does not take raises :class:`ModelConfigError` listing the valid ones.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from vt_edu.models.cnn import build_cnn
+from vt_edu.models.fpn import build_fpn, build_vt_fpn
 from vt_edu.models.resnet import STEMS, build_resnet18
 from vt_edu.models.vit import build_vit
 from vt_edu.models.vt_resnet import TOKENIZER_CHOICES, build_vt_resnet18
@@ -34,6 +36,8 @@ class ModelSpec:
     builder: Callable
     description: str
     option_help: dict = field(default_factory=dict)
+    #: The image shape ``create_model`` builds for when none is given.
+    input_shape: tuple = (32, 32, 3)
 
     @property
     def defaults(self) -> dict:
@@ -46,6 +50,17 @@ _COMMON_HELP = {
     "width": "channel multiplier (1.0 = the paper's widths; 0.25 for CPU-sized runs)",
     "dropout": "dropout rate before the classifier, in [0, 1)",
     "stochastic_depth": "survival probability of the last residual block (linear decay), in (0, 1]; 1 = off",
+}
+
+_FPN_HELP = {
+    **_COMMON_HELP,
+    "width": "channel multiplier of the ResNet-18 trunk and the default neck/head widths",
+    "stem": "'imagenet' (default: finest level at 1/4 of the input; sides multiple of 32) or 'cifar' "
+            "(finest level at full size, 16x the trunk's MACs; sides multiple of 8)",
+    "neck_channels": "N, width of the laterals and merged maps; default 128 x width",
+    "head_channels": "width of the semantic head's convs; default N / 2",
+    "dropout": "dropout rate before the 1x1 classifier, in [0, 1)",
+    "stochastic_depth": "survival probability of the trunk's last block (linear decay), in (0, 1]; 1 = off",
 }
 
 #: The registry; its names are :data:`vt_edu.names.MODEL_NAMES` (a test keeps them equal),
@@ -101,6 +116,26 @@ MODELS: dict[str, ModelSpec] = {
                 "mlp_dim": "hidden width of the MLPs",
                 "pool": "'cls' (class token) or 'mean' (average of tokens)",
             },
+        ),
+        ModelSpec(
+            "fpn",
+            build_fpn,
+            "semantic FPN (Panoptic FPN's semantic branch) on ResNet-18: per-pixel logits",
+            _FPN_HELP,
+            input_shape=(64, 64, 3),
+        ),
+        ModelSpec(
+            "vt_fpn",
+            build_vt_fpn,
+            "VT-FPN: the FPN's per-level 3x3 convs replaced by tokenizers, one transformer, projectors",
+            {
+                **_FPN_HELP,
+                "num_tokens": "L, visual tokens per pyramid level (8 in the paper; 4 levels)",
+                "token_channels": "C_T; default the neck width (the paper: 1024 = 4 x its 256)",
+                "use_projector": "False: no tokens, the head reads the merged maps (the ablation)",
+                "init": "'stable' (default: projectors start as the identity) or 'paper' (Glorot)",
+            },
+            input_shape=(64, 64, 3),
         ),
     )
 }
@@ -165,7 +200,7 @@ def check_options(name: str, options: dict) -> None:
         elif option in ("num_modules", "num_heads", "patch_size", "dim", "depth", "mlp_dim"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 bad(option, "a positive integer")
-        elif option == "token_channels" and value is not None:
+        elif option in ("token_channels", "neck_channels", "head_channels") and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 bad(option, "a positive integer or None")
         elif option == "init" and value not in ("stable", "paper"):
@@ -180,13 +215,16 @@ def check_options(name: str, options: dict) -> None:
             bad(option, "True, False or None")
 
 
-def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **options):
+def create_model(name: str, num_classes: int = 10, input_shape=None, **options):
     """Build the registered model ``name``.
 
     Args:
-        name: one of :func:`list_models` (``cnn``, ``resnet18``, ``vt_resnet18``, ``vit``).
-        num_classes: number of output logits (the models return logits, no softmax).
-        input_shape: ``(H, W, C)`` of one image.
+        name: one of :func:`list_models` (``cnn``, ``resnet18``, ``vt_resnet18``, ``vit``,
+            ``fpn``, ``vt_fpn``).
+        num_classes: number of output logits (the models return logits, no softmax); for
+            ``fpn`` and ``vt_fpn`` the classes of a pixel, background included.
+        input_shape: ``(H, W, C)`` of one image; ``None`` means the model's default
+            (``MODELS[name].input_shape``: 32x32x3, 64x64x3 for the segmentation models).
         **options: model options; see :func:`model_options` or ``MODELS[name].option_help``.
 
     Returns:
@@ -199,7 +237,7 @@ def create_model(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **op
     check_options(name, options)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ModelConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    shape = tuple(input_shape)
+    shape = tuple(_spec(name).input_shape if input_shape is None else input_shape)
     if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ModelConfigError(f"input_shape must be (H, W, C) with positive ints, got {input_shape!r}.")
     try:

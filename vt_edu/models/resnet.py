@@ -95,16 +95,18 @@ def survival_probabilities(num_blocks: int, final_survival: float):
 
 
 def resnet_trunk(inputs, *, width: float, stem_kind: str, num_stages: int, stochastic_depth: float,
-                 total_blocks: int | None = None):
+                 total_blocks: int | None = None, return_stages: bool = False):
     """Stem and the first ``num_stages`` stages of ResNet-18; returns the feature map.
 
     ``total_blocks`` is the number of residual blocks the stochastic-depth rule spreads
-    over (default: the blocks built here).
+    over (default: the blocks built here). With ``return_stages`` the result is the list
+    of every stage's output map instead (what a feature pyramid reads).
     """
     blocks = RESNET18_BLOCKS[:num_stages]
     survivals = survival_probabilities(total_blocks or sum(blocks), stochastic_depth)
     x = stem(inputs, scaled(64, width), stem_kind)
     index = 0
+    stage_outputs = []
     for stage, (count, channels, stride) in enumerate(zip(blocks, STAGE_CHANNELS, STAGE_STRIDES), 1):
         for block in range(1, count + 1):
             x = basic_block(
@@ -115,7 +117,8 @@ def resnet_trunk(inputs, *, width: float, stem_kind: str, num_stages: int, stoch
                 survival=survivals[index],
             )
             index += 1
-    return x
+        stage_outputs.append(x)
+    return stage_outputs if return_stages else x
 
 
 def classifier_head(x, num_classes: int, dropout: float):

@@ -79,25 +79,37 @@ TRANSFORMER_NORMS = (None, "pre", "post")
 ATTENTION_INIT_SCALE = 0.1
 
 
+def _scale(variable, factor) -> None:
+    if variable is not None:
+        variable.assign(ops.multiply(variable, factor))
+
+
+def stabilise_transformer(transformer) -> None:
+    """``init="stable"`` for a built :class:`~vt_edu.layers.TokenTransformer`: zero ``F2``
+    (the feed-forward branch starts as the identity) and shrink the logit matrices ``K``, ``Q``."""
+    _scale(transformer.f2, 0.0)
+    _scale(transformer.k, ATTENTION_INIT_SCALE)
+    _scale(transformer.q, ATTENTION_INIT_SCALE)
+
+
+def stabilise_projector(projector) -> None:
+    """``init="stable"`` for a built :class:`~vt_edu.layers.Projector`: zero ``W_V`` (the
+    projector starts as the identity) and shrink ``W_K`` (near-uniform attention)."""
+    _scale(projector.w_v, 0.0)  # without W_V a projector cannot start as the identity
+    _scale(projector.w_k, ATTENTION_INIT_SCALE)
+
+
 def stabilise(module) -> None:
     """``init="stable"``: zero the residual branches' last matrices, shrink attention logits.
 
     Args:
         module: a built :class:`~vt_edu.layers.VTModule`; its parts are changed in place.
     """
-
-    def scale(variable, factor):
-        if variable is not None:
-            variable.assign(ops.multiply(variable, factor))
-
-    scale(module.transformer.f2, 0.0)
-    scale(module.transformer.k, ATTENTION_INIT_SCALE)
-    scale(module.transformer.q, ATTENTION_INIT_SCALE)
+    stabilise_transformer(module.transformer)
     if module.projector is not None:
-        scale(module.projector.w_v, 0.0)  # without W_V a projector cannot start as the identity
-        scale(module.projector.w_k, ATTENTION_INIT_SCALE)
+        stabilise_projector(module.projector)
     if isinstance(module.tokenizer, RecurrentTokenizer):
-        scale(module.tokenizer.w_tr, ATTENTION_INIT_SCALE)
+        _scale(module.tokenizer.w_tr, ATTENTION_INIT_SCALE)
 
 
 def build_vt_resnet18(
