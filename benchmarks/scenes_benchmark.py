@@ -272,18 +272,10 @@ def run_classification(args, scenes, out):
 
 
 def tokenizer_levels(attention: dict) -> dict:
-    """``{level: tokenizer attention (B, HW, L)}`` from :func:`vt_edu.models.vt_fpn_attention`'s dict
-    (per level either a dict with a ``tokenizer`` entry, or flat keys naming level and tokenizer)."""
-    levels = {}
-    for key, value in attention.items():
-        if isinstance(value, dict):
-            found = [v for k, v in value.items() if "tokenizer" in str(k) and getattr(v, "ndim", 0) == 3]
-            if found:
-                levels[str(key)] = found[0]
-        elif "tokenizer" in str(key) and getattr(value, "ndim", 0) == 3:
-            levels[str(key).replace("tokenizer", "").strip("_/ ") or "level"] = value
+    """``{level: tokenizer attention (B, HW, L)}`` from :func:`vt_edu.models.vt_fpn_attention`'s dict."""
+    levels = {str(name): level["tokenizer"] for name, level in attention["levels"].items()}
     if not levels:
-        raise ValueError(f"no tokenizer attention (B, HW, L) among {sorted(attention)}.")
+        raise ValueError("the attention dict holds no levels.")
     return levels
 
 

@@ -150,3 +150,14 @@ def test_a_scene_size_that_is_no_multiple_of_the_level_grid_is_refused(scene_set
     with pytest.raises(ValueError, match="its 3x3 grid does not tile the 16x16 scenes"):
         SceneTokenExplorer(scene_set.scenes, scene_set.masks, [{"tokenizer": tokenizer}], NAMES)
     assert attention_levels([{"tokenizer": tokenizer}])[0]["size"] == (3, 3)  # fine without scenes
+
+
+def test_the_levels_of_a_real_vt_fpn_are_read_by_name_finest_first():
+    from vt_edu.models import create_model, vt_fpn_attention
+
+    model = create_model("vt_fpn", num_classes=3, input_shape=(64, 64, 3), width=0.25, num_tokens=4)
+    images = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
+    levels = attention_levels(vt_fpn_attention(model, images), count=2)
+    assert [(level["name"], level["size"]) for level in levels] == [
+        ("p2", (16, 16)), ("p3", (8, 8)), ("p4", (4, 4)), ("p5", (2, 2))]
+    assert all(level["projector"].shape == level["tokenizer"].shape for level in levels)

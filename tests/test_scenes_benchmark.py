@@ -57,13 +57,16 @@ def test_alternating_speed_takes_turns_and_gives_a_ratio_per_round():
         _bench().alternating_speed(models, x[:3], y[:3], batch_size=4, rounds=1, steps=1)
 
 
-def test_tokenizer_levels_reads_nested_and_flat_attention_dicts():
-    bench = _bench()
-    att = np.full((1, 4, 2), 0.25)
-    assert list(bench.tokenizer_levels({"p2": {"tokenizer": att, "projector": att, "size": (2, 2)}})) == ["p2"]
-    assert list(bench.tokenizer_levels({"p3_tokenizer": att, "p3_projector": att})) == ["p3"]
-    with pytest.raises(ValueError, match="no tokenizer attention"):
-        bench.tokenizer_levels({"p2": {"projector": att}})
+def test_tokenizer_levels_reads_the_attention_of_a_real_vt_fpn():
+    from vt_edu.models import create_model, vt_fpn_attention
+
+    model = create_model("vt_fpn", num_classes=3, input_shape=(64, 64, 3), width=0.25, num_tokens=4)
+    images = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
+    levels = _bench().tokenizer_levels(vt_fpn_attention(model, images))
+    assert {name: a.shape for name, a in levels.items()} == {
+        "p2": (2, 256, 4), "p3": (2, 64, 4), "p4": (2, 16, 4), "p5": (2, 4, 4)}
+    with pytest.raises(ValueError, match="no levels"):
+        _bench().tokenizer_levels({"levels": {}})
 
 
 def test_level_statistics_in_cells_and_input_pixels():

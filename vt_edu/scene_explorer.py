@@ -58,7 +58,8 @@ def attention_levels(attention, count: int | None = None) -> list:
     (``projector`` ``None`` where a level has none), checked.
 
     Args:
-        attention: a list of level dicts, or a dict with a ``"levels"`` list (see the module doc).
+        attention: a list of level dicts, or a dict with a ``"levels"`` list (see the module doc)
+            or, as :func:`vt_edu.models.vt_fpn_attention` returns it, a ``{level name: level dict}`` mapping.
         count: the number of scenes the maps must cover (``None``: not checked).
 
     Raises:
@@ -66,6 +67,8 @@ def attention_levels(attention, count: int | None = None) -> list:
             with ``size`` or with ``count``.
     """
     levels = attention.get("levels") if isinstance(attention, dict) else attention
+    if isinstance(levels, dict):  # vt_fpn_attention's form: {level name: level dict}, finest first
+        levels = [{"name": name, **level} for name, level in levels.items()]
     if not isinstance(levels, (list, tuple)) or not levels:
         raise ValueError("attention must be a non-empty list of per-level dicts {'size', 'tokenizer', 'projector'} "
                          f"or a dict with such a list under 'levels'; got {type(attention).__name__}.")
