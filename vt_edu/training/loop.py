@@ -1,16 +1,10 @@
-"""``train()``: one training run of a registry model with a recipe, in a resumable run folder.
+"""``train()``: one training run of a :class:`RunConfig`, in a resumable run folder.
 
-A run folder (:mod:`vt_edu.training.run_folder`) holds everything about one run::
-
-    config.json        every setting of the run (what identifies it)
-    history.csv        one row per completed epoch: lr, train/test loss, top-1, top-5, seconds
-                       (segmentation: pixel accuracy and mean IoU instead of top-1/top-5)
-    metrics.json       final test top-1/top-5 (segmentation: mean IoU, pixel accuracy), time,
-                       images/s, params, MACs, provenance
-    best.weights.h5    weights of the epoch with the best test top-1 (segmentation: mean IoU;
-                       EMA weights with EMA)
-    model.keras        the final model (EMA weights with EMA), reloadable with keras.models.load_model
-    backup/epoch-K/    the newest checkpoint while a run is unfinished
+A run folder (:mod:`vt_edu.training.run_folder`) holds ``config.json`` (the run's settings,
+:meth:`RunConfig.to_json`), ``history.csv`` (one row per completed epoch), ``metrics.json``
+(final test scores, time, images/s, params, MACs, provenance), ``best.weights.h5`` (the epoch
+of the best test top-1, or mean IoU; EMA weights with EMA), ``model.keras`` (the final model)
+and, while the run is unfinished, its newest checkpoint ``backup/epoch-K/``.
 
 A kill at any instant loses at most the epoch in progress: at the end of every epoch
 the weights, the optimizer state (iteration count, moments, EMA), the dropout seed
@@ -34,7 +28,7 @@ the budget (it predicts that batch's time from the slowest of the last
 graph), so its training time stays inside the budget; the epoch
 in progress is then validated and counted. With ``schedule_clock="time"`` the
 learning-rate schedule also runs on the training clock instead of the step count (see
-:func:`train`), so a cosine reaches its end exactly when the budget does, however fast
+:class:`RunConfig`), so a cosine reaches its end exactly when the budget does, however fast
 the machine turns out to be.
 
 Note on "best": CIFAR has no separate validation split here, so the per-epoch test
@@ -106,17 +100,6 @@ def default_run_dir(model_name, dataset, recipe_name, epochs, seed, width=None) 
 
 
 # ----------------------------------------------------------------------------- train
-def _load_teacher(teacher):
-    import keras
-
-    if teacher is None or isinstance(teacher, keras.Model):
-        return teacher
-    path = Path(teacher)
-    if not path.exists():
-        raise TrainingError(f"teacher model {str(path)!r} does not exist (a .keras file is expected).")
-    return keras.models.load_model(path, compile=False)
-
-
 def train(config: RunConfig | str | None = None, dataset: str | None = None, *, data=None, source=None, run_dir=None,
           overwrite: bool = False, verbose="auto", callbacks=(), workers: int = 1, **settings) -> RunResult:
     """Train a registry model with a recipe and write a run folder (see the module doc).
@@ -185,12 +168,14 @@ class _Run:
     def __init__(self, config: RunConfig, workers: int, verbose):
         import keras
 
+        from vt_edu.training.distillation import load_teacher
+
         backend = keras.backend.backend()
         if config.torch_fast_paths and backend != "torch":
             raise TrainingError(
                 f"torch_fast_paths (--torch-fast-paths) needs the PyTorch backend; this is {backend!r}."
             )
-        self.teacher = _load_teacher(config.teacher)
+        self.teacher = load_teacher(config.teacher)
         self.config = config.on_this_machine()
         self.backend, self.workers, self.verbose = backend, workers, verbose
         self.monitor = "val_mean_iou" if config.segmentation else "val_accuracy"  # what "best" means
