@@ -121,3 +121,17 @@ def test_train_takes_a_config_and_refuses_a_config_with_settings(tmp_path):
     # The keyword form is the same run: its folder is finished, not retrained or refused.
     again = train("cnn", recipe="seed", epochs=1, batch_size=10, width=0.25, data=data, run_dir=tmp_path / "r")
     assert again.model is None and again.metrics == result.metrics
+
+
+def test_the_command_line_sets_every_field_of_a_run():
+    from vt_edu.cli import build_parser, run_settings
+
+    args = build_parser().parse_args(["train", "--model", "fpn", "--train-scenes", "8", "--minutes", "2", "--no-jit"])
+    settings = run_settings(args)
+    assert set(settings) == {f.name for f in dataclasses.fields(RunConfig)} - {"given_data"}
+    assert settings["time_budget_minutes"] == 2 and settings["jit_compile"] is False
+    assert RunConfig(**settings).scenes["num_train"] == 8
+    # compare has no --task, --distribution or scene options: those fields keep their defaults.
+    args = build_parser().parse_args(["compare", "--models", "cnn,vit", "--epochs", "2"])
+    assert set(run_settings(args)) == {f.name for f in dataclasses.fields(RunConfig)} - {
+        "given_data", "model", "task", "scenes", "distribution"}

@@ -257,7 +257,7 @@ def _scene_options(args):
 FIELD_OF_OPTION = {"minutes": "time_budget_minutes", "jit": "jit_compile"}
 
 
-def _run_settings(args) -> dict:
+def run_settings(args) -> dict:
     """The :class:`~vt_edu.training.RunConfig` fields that ``args`` give (a command without an
     option, e.g. ``compare`` without ``--task``, leaves its field to the default)."""
     from dataclasses import fields
@@ -276,7 +276,7 @@ def _run_settings(args) -> dict:
 def _cmd_train(args):
     from vt_edu.training import RunConfig, train
 
-    config = RunConfig(**_run_settings(args))
+    config = RunConfig(**run_settings(args))
     result = train(config, source=args.data, run_dir=args.run_dir, overwrite=args.overwrite, verbose=args.verbose)
     m = result.metrics
     if m.get("task") == "segmentation":
@@ -295,7 +295,7 @@ def _cmd_train(args):
 def _cmd_compare(args):
     from vt_edu.training import compare
 
-    settings = _run_settings(args)
+    settings = run_settings(args)
     options = settings.pop("model_options")
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     per_model = {}
