@@ -106,7 +106,7 @@ def _add_training_options(p, several=False):
     p.add_argument("--minutes", type=_positive_float, default=None,
                    help=("training-time budget " + ("per model " if several else "") +
                          "in minutes: stop before a batch that would end past it (the epoch is then validated)."))
-    from vt_edu.training.loop import SCHEDULE_CLOCKS, TIME_CLOCK_EPOCH_CAP
+    from vt_edu.training.run_config import SCHEDULE_CLOCKS, TIME_CLOCK_EPOCH_CAP
 
     p.add_argument("--schedule-clock", choices=SCHEDULE_CLOCKS, default="steps",
                    help=("what moves the learning-rate schedule: steps (default; the same seed repeats a run) or "
@@ -251,38 +251,35 @@ def _scene_options(args):
     """The scene settings given on the command line (``None`` if none)."""
     from vt_edu.training.scene_data import SCENE_DEFAULTS
 
-    given = {key: getattr(args, key) for key in SCENE_DEFAULTS if getattr(args, key) is not None}
+    given = {key: getattr(args, key) for key in SCENE_DEFAULTS if getattr(args, key, None) is not None}
     return given or None
 
 
-def _cmd_train(args):
-    from vt_edu.training import train
+# Options whose RunConfig field has another name; every other RunConfig field is the option of its own name.
+FIELD_OF_OPTION = {"minutes": "time_budget_minutes", "jit": "jit_compile"}
 
-    result = train(
-        args.model,
-        dataset=args.dataset,
-        recipe=args.recipe,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        run_dir=args.run_dir,
-        seed=args.seed,
-        width=args.width,
-        max_train_images=args.max_train_images,
-        max_test_images=args.max_test_images,
-        model_options=_model_options(args),
-        source=args.data,
-        teacher=args.teacher,
-        mixed_precision=args.mixed_precision,
-        jit_compile=args.jit,
-        time_budget_minutes=args.minutes,
-        schedule_clock=args.schedule_clock,
-        torch_fast_paths=args.torch_fast_paths,
-        overwrite=args.overwrite,
-        verbose=args.verbose,
-        distribution=args.distribution,
-        task=args.task,
-        scenes=_scene_options(args),
-    )
+
+def run_settings(args) -> dict:
+    """The :class:`~vt_edu.training.RunConfig` fields that ``args`` give (a command without an
+    option, e.g. ``compare`` without ``--task``, leaves its field to the default)."""
+    from dataclasses import fields
+
+    from vt_edu.training.run_config import RunConfig
+
+    given = {FIELD_OF_OPTION.get(option, option): value for option, value in vars(args).items()}
+    settings = {f.name: given[f.name] for f in fields(RunConfig) if f.name in given}
+    settings["model_options"] = _model_options(args)
+    scenes = _scene_options(args)
+    if scenes is not None:
+        settings["scenes"] = scenes
+    return settings
+
+
+def _cmd_train(args):
+    from vt_edu.training import RunConfig, train
+
+    config = RunConfig(**run_settings(args))
+    result = train(config, source=args.data, run_dir=args.run_dir, overwrite=args.overwrite, verbose=args.verbose)
     m = result.metrics
     if m.get("task") == "segmentation":
         scores = f"test mIoU {100 * m['mean_iou']:.2f} %, pixel accuracy {100 * m['pixel_accuracy']:.2f} %"
@@ -300,7 +297,8 @@ def _cmd_train(args):
 def _cmd_compare(args):
     from vt_edu.training import compare
 
-    options = _model_options(args)
+    settings = run_settings(args)
+    options = settings.pop("model_options")
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     per_model = {}
     if options:
@@ -312,28 +310,8 @@ def _cmd_compare(args):
             except ValueError:
                 continue  # compare() reports unknown names
             per_model[name] = {k: v for k, v in options.items() if k in supported}
-    results = compare(
-        names,
-        dataset=args.dataset,
-        recipe=args.recipe,
-        out_dir=args.out,
-        epochs=args.epochs,
-        max_train_images=args.max_train_images,
-        max_test_images=args.max_test_images,
-        seed=args.seed,
-        source=args.data,
-        model_options=per_model,
-        verbose=args.verbose,
-        batch_size=args.batch_size,
-        width=args.width,
-        teacher=args.teacher,
-        mixed_precision=args.mixed_precision,
-        jit_compile=args.jit,
-        time_budget_minutes=args.minutes,
-        schedule_clock=args.schedule_clock,
-        torch_fast_paths=args.torch_fast_paths,
-        overwrite=args.overwrite,
-    )
+    results = compare(names, out_dir=args.out, source=args.data, model_options=per_model, verbose=args.verbose,
+                      overwrite=args.overwrite, **settings)
     out = results[0].run_dir.parent
     print((out / "compare.md").read_text())
     print(f"Written: {out / 'compare.csv'}, {out / 'compare.md'}, {out / 'curves.png'}")

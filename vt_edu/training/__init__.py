@@ -6,13 +6,15 @@
 
 * :mod:`~vt_edu.training.recipes`: ``seed``, ``paper-default``, ``paper-advanced``, ``fast``.
 * :mod:`~vt_edu.training.schedules`: per-epoch learning-rate schedules (Keras schedules).
-* :mod:`~vt_edu.training.optimizers`: a recipe's schedule and optimizer, built in one place.
+* :mod:`~vt_edu.training.optimizers`: a recipe's schedule and optimizer, and a model compiled with them.
 * :mod:`~vt_edu.training.pipeline`: :class:`ImageBatches`, a ``keras.utils.PyDataset``
   (and :class:`SceneBatches`: scenes with their masks, for segmentation).
 * :mod:`~vt_edu.training.scene_data`: a segmentation run's scene settings and scenes.
 * :mod:`~vt_edu.training.augment`: RandAugment-lite in NumPy.
 * :mod:`~vt_edu.training.distillation`: the 0.8·KD + 0.2·CE loss and :class:`Distiller`.
+* :mod:`~vt_edu.training.run_config`: :class:`RunConfig`, a run's settings as one checked value.
 * :mod:`~vt_edu.training.loop`: :func:`train`.
+* :mod:`~vt_edu.training.image_data`: a classification run's arrays, subsets and their description.
 * :mod:`~vt_edu.training.run_folder`: run folders, atomic writes and one-unit checkpoints.
 * :mod:`~vt_edu.training.callbacks`: the callbacks ``train()`` runs (budget, checkpoints, divergence).
 * :mod:`~vt_edu.training.compare`: :func:`compare`, several models on the same data.
@@ -35,9 +37,10 @@ _EXPORTS = {
     "smoothed_cross_entropy": "distillation",
     "RunResult": "loop",
     "TrainingError": "loop",
-    "compile_for_training": "loop",
+    "compile_for_training": "optimizers",
     "default_run_dir": "loop",
-    "prepare_data": "loop",
+    "prepare_data": "image_data",
+    "RunConfig": "run_config",
     "train": "loop",
     "flip_tta_accuracy": "evaluation",
     "predict_probabilities": "evaluation",

@@ -19,9 +19,14 @@ import json
 from pathlib import Path
 
 from vt_edu.names import task_of
-from vt_edu.training.loop import TrainingError, prepare_data, train
+from vt_edu.training.image_data import prepare_data
+from vt_edu.training.loop import TrainingError, train
+from vt_edu.training.run_config import RunConfig
 
 __all__ = ["compare", "write_report"]
+
+# The keywords of compare() that go to train() itself; the others are RunConfig fields.
+RUNTIME_ARGUMENTS = ("overwrite", "callbacks", "workers")
 
 COLUMNS = (
     "model",
@@ -58,8 +63,9 @@ def compare(
         model_options: options per model name, e.g. ``{"vt_resnet18": {"num_tokens": 8}}``;
             options that a model does not have are an error.
         out_dir: default ``runs/compare-<dataset>-<recipe>-s<seed>``.
-        **train_kwargs: passed to :func:`train` (``width``, ``batch_size``,
-            ``time_budget_minutes``, ``mixed_precision``, ...).
+        **train_kwargs: further :class:`RunConfig` fields of every model's run (``width``,
+            ``batch_size``, ``time_budget_minutes``, ``mixed_precision``, ...), and
+            :func:`train`'s ``overwrite``, ``callbacks`` and ``workers``.
 
     Returns:
         The :class:`RunResult` of every model, in order.
@@ -89,25 +95,22 @@ def compare(
     model_options = model_options or {}
     out_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"compare-{dataset}-{recipe_name}-s{seed}"
 
+    runtime = {k: train_kwargs.pop(k) for k in RUNTIME_ARGUMENTS if k in train_kwargs}
+    # Each model's settings, checked before any data are loaded.
+    configs = [
+        RunConfig(name, dataset=dataset, recipe=recipe, epochs=epochs, seed=seed, max_train_images=max_train_images,
+                  max_test_images=max_test_images, model_options=model_options.get(name), given_data=data is not None,
+                  **train_kwargs)
+        for name in names
+    ]
     train_set, test_set, class_names, _ = prepare_data(
         dataset, data, source, max_train_images, max_test_images, seed, progress=verbose != 0
     )
-    results = []
-    for name in names:
-        results.append(
-            train(
-                name,
-                dataset=dataset,
-                recipe=recipe,
-                epochs=epochs,
-                run_dir=out_dir / name,
-                seed=seed,
-                data=(train_set, test_set, class_names),
-                model_options=model_options.get(name),
-                verbose=verbose,
-                **train_kwargs,
-            )
-        )
+    results = [
+        train(config, data=(train_set, test_set, class_names), run_dir=out_dir / config.model, verbose=verbose,
+              **runtime)
+        for config in configs
+    ]
     write_report(results, out_dir)
     return results
 

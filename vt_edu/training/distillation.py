@@ -18,10 +18,14 @@ smoothing ``ε``: ``(1-ε)·CE(y) + ε·mean_k(-log p_s[k])``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 from keras import ops
 
-__all__ = ["Distiller", "SparseSmoothedCrossEntropy", "distillation_loss", "smoothed_cross_entropy"]
+from vt_edu.training.errors import TrainingError
+
+__all__ = ["Distiller", "SparseSmoothedCrossEntropy", "distillation_loss", "load_teacher", "smoothed_cross_entropy"]
 
 
 def smoothed_cross_entropy(labels, logits, label_smoothing: float = 0.0):
@@ -134,3 +138,18 @@ class Distiller(keras.Model):
         for extra in self.losses:  # e.g. regularisers of the student
             loss = loss + ops.cast(extra, loss.dtype)
         return loss
+
+
+def load_teacher(teacher):
+    """A teacher for :class:`Distiller`: a ``keras.Model`` as it is, a ``.keras`` path loaded
+    (uncompiled); ``None`` stays ``None``.
+
+    Raises:
+        TrainingError: the path does not exist.
+    """
+    if teacher is None or isinstance(teacher, keras.Model):
+        return teacher
+    path = Path(teacher)
+    if not path.exists():
+        raise TrainingError(f"teacher model {str(path)!r} does not exist (a .keras file is expected).")
+    return keras.models.load_model(path, compile=False)

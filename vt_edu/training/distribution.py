@@ -39,8 +39,6 @@ in several.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import os
 import subprocess
@@ -194,23 +192,6 @@ def check_batch_split(batch_size: int, test_batch_size: int, test_images: int) -
 
 def _multiple_near(value: int, factor: int) -> int:
     return max(factor, factor * round(value / factor))
-
-
-def with_distribution(train):
-    """Run ``train`` inside :func:`distribution_scope` of its ``distribution`` argument.
-
-    The setting is checked before ``train`` starts (so before any data are loaded),
-    and the previous Keras distribution is restored when ``train`` returns or raises.
-    """
-    signature = inspect.signature(train)
-
-    @functools.wraps(train)
-    def train_in_scope(*args, **kwargs):
-        distribution = signature.bind(*args, **kwargs).arguments.get("distribution")
-        with distribution_scope(distribution):
-            return train(*args, **kwargs)
-
-    return train_in_scope
 
 
 # ------------------------------------------------------------------ the comparison
