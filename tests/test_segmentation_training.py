@@ -2,43 +2,27 @@
 
 Tiny: 16 training and 8 test scenes of 16x16 with squares of 3 object classes, and a
 two-convolution stand-in registered as "fpn" (monkeypatched into the model registry),
-so each run takes seconds on a 2-core CPU. The scenes module is the real
-``vt_edu.data.scenes`` when it exists, else a stand-in with the contract's names.
+so each run takes seconds on a 2-core CPU. Scenes are loaded through the real
+``vt_edu.data.scenes`` (tests that load them replace its ``load_scenes``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
-import types
-from typing import NamedTuple
 
 import keras
 import numpy as np
 import pytest
 
+import vt_edu.data.scenes as scenes_module
+from vt_edu.data.scenes import SceneData, SceneSet
 from vt_edu.training import SparseSmoothedCrossEntropy, TrainingError, get_recipe, train
 from vt_edu.training.pipeline import SceneBatches
 from vt_edu.training.run_folder import SEGMENTATION_HISTORY_FIELDS
 from vt_edu.training.scene_data import DEFAULT_SCENE_SEED
 
 OBJECT_CLASSES = ["red", "green", "blue"]
-
-
-class SceneSet(NamedTuple):  # the contract's fields (vt_edu.data.scenes.SceneSet)
-    scenes: np.ndarray
-    masks: np.ndarray
-    labels: np.ndarray
-    present: np.ndarray
-    boxes: np.ndarray
-    object_classes: np.ndarray
-
-
-class SceneData(NamedTuple):
-    train: SceneSet
-    test: SceneSet
-    class_names: list
 
 
 def _scene_set(count, size=16, seed=0):
@@ -73,34 +57,13 @@ def _tiny_segmenter(num_classes, input_shape, *, width=1.0):
     return keras.Model(inputs, outputs, name="fpn")
 
 
-def _stand_in_scenes_module():
-    module = types.ModuleType("vt_edu.data.scenes")
-
-    def check_scene_settings(canvas_size, max_objects, min_object_size, max_object_size, stride=None):
-        if not min_object_size <= max_object_size <= canvas_size:
-            raise ValueError(f"object sizes {min_object_size}..{max_object_size} must fit the canvas {canvas_size}.")
-
-    def load_scenes(name="cifar10", **options):
-        raise AssertionError("tests replace load_scenes where they load scenes")
-
-    module.SceneSet, module.SceneData = SceneSet, SceneData
-    module.check_scene_settings, module.load_scenes = check_scene_settings, load_scenes
-    module.segmentation_class_names = lambda names: ["background", *names]
-    return module
-
-
 @pytest.fixture(autouse=True)
 def segmentation_stand_ins(monkeypatch):
-    """The tiny model as "fpn" in the registry; the scenes module (real or stand-in)."""
+    """The tiny model as "fpn" in the registry; returns the scenes module (whose load_scenes tests replace)."""
     from vt_edu.models import registry
 
     monkeypatch.setitem(registry.MODELS, "fpn", registry.ModelSpec("fpn", _tiny_segmenter, "tiny test segmenter"))
-    try:
-        import vt_edu.data.scenes as scenes
-    except ImportError:
-        scenes = _stand_in_scenes_module()
-        monkeypatch.setitem(sys.modules, "vt_edu.data.scenes", scenes)
-    return scenes
+    return scenes_module
 
 
 # ------------------------------------------------------------------------------ pieces
