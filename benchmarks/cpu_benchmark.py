@@ -200,11 +200,12 @@ def _row(result, **extra):
 
 
 def run_cnn(args, data, out):
-    from vt_edu.training import train
+    from vt_edu.training import RunConfig, train
 
-    result = train("cnn", "cifar10", recipe="seed", epochs=args.cnn_epochs, run_dir=out / "runs" / "cnn-seed",
-                   seed=args.seed, data=data, max_train_images=args.max_train_images,
-                   max_test_images=args.max_test_images, verbose=2)
+    config = RunConfig("cnn", "cifar10", recipe="seed", epochs=args.cnn_epochs, seed=args.seed,
+                       max_train_images=args.max_train_images, max_test_images=args.max_test_images,
+                       given_data=data is not None)
+    result = train(config, data=data, run_dir=out / "runs" / "cnn-seed", verbose=2)
     m = result.metrics
     print(f"[cnn] seed recipe, {m['epochs_completed']} epochs: top-1 {100 * m['top1']:.2f} % (students: "
           f"{100 * STUDENTS_CNN_TOP1:.2f} %), {m['train_seconds'] / 60:.1f} min, {m['images_per_second']:.0f} img/s",
@@ -214,7 +215,7 @@ def run_cnn(args, data, out):
 
 
 def run_vt(args, data, out):
-    from vt_edu.training import compare, train
+    from vt_edu.training import RunConfig, compare, train
     from vt_edu.training.compare import write_report
     from vt_edu.training.loop import prepare_data
 
@@ -230,9 +231,9 @@ def run_vt(args, data, out):
     # slower per image, so it gets its own epoch count (a cosine that ends with the budget).
     vit_epochs, vit_probe = resolve_epochs(args.epochs, ["vit"], 1.0, recipe_of(args), args.batch_size, args.minutes,
                                            train_set)
-    results.append(train("vit", "cifar10", recipe=recipe_of(args), epochs=vit_epochs, run_dir=folder / "vit",
-                         seed=args.seed, data=(train_set, test_set, names), batch_size=args.batch_size,
-                         time_budget_minutes=args.minutes, verbose=2))
+    vit = RunConfig("vit", "cifar10", recipe=recipe_of(args), epochs=vit_epochs, seed=args.seed,
+                    batch_size=args.batch_size, time_budget_minutes=args.minutes, given_data=True)
+    results.append(train(vit, data=(train_set, test_set, names), run_dir=folder / "vit", verbose=2))
     write_report(results, folder)
     rows = [_row(r) for r in results]
     for r in rows:
@@ -252,7 +253,7 @@ def run_target(args, data, out):
 
     from vt_edu.data import channel_stats
     from vt_edu.torch_fast_paths import enabled as fast_paths_enabled
-    from vt_edu.training import flip_tta_accuracy, train
+    from vt_edu.training import RunConfig, flip_tta_accuracy, train
     from vt_edu.training.loop import prepare_data
 
     fast_paths = args.target_torch_fast_paths  # main() has checked the backend
@@ -282,10 +283,10 @@ def run_target(args, data, out):
             speeds["host_images_per_second_fast_paths"] = probe_speed()
         print(f"[target] with the PyTorch fast paths: {speeds['host_images_per_second_fast_paths']:.0f} images/s",
               flush=True)
-    result = train("vt_resnet18", "cifar10", recipe=recipe, epochs=epochs, run_dir=run_dir, seed=args.seed,
-                   width=args.width, batch_size=args.batch_size, data=(train_set, test_set, names),
-                   time_budget_minutes=args.target_minutes, schedule_clock=args.target_schedule_clock,
-                   torch_fast_paths=fast_paths, verbose=2)
+    config = RunConfig("vt_resnet18", "cifar10", recipe=recipe, epochs=epochs, seed=args.seed, width=args.width,
+                       batch_size=args.batch_size, time_budget_minutes=args.target_minutes,
+                       schedule_clock=args.target_schedule_clock, torch_fast_paths=fast_paths, given_data=True)
+    result = train(config, data=(train_set, test_set, names), run_dir=run_dir, verbose=2)
     m = result.metrics
     in_time = m["train_seconds"] <= 60 * args.target_minutes
     reached = m["top1"] >= TARGET_TOP1 and in_time
@@ -305,7 +306,7 @@ def run_target(args, data, out):
 
 
 def run_ablations(args, data, out):
-    from vt_edu.training import train
+    from vt_edu.training import RunConfig, train
     from vt_edu.training.loop import prepare_data
 
     train_set, test_set, names, _ = prepare_data("cifar10", data, None, args.ablation_train_images,
@@ -316,10 +317,11 @@ def run_ablations(args, data, out):
     for key, label, options, seed in variants:
         epochs, probe = resolve_epochs(args.epochs, ["vt_resnet18"], args.width, recipe_of(args), args.batch_size,
                                        args.ablation_minutes, train_set, {"vt_resnet18": options})
-        result = train("vt_resnet18", "cifar10", recipe=recipe_of(args), epochs=epochs,
-                       run_dir=out / "runs" / "ablations" / key, seed=seed, width=args.width,
-                       batch_size=args.batch_size, model_options=options, data=(train_set, test_set, names),
-                       time_budget_minutes=args.ablation_minutes, verbose=2)
+        config = RunConfig("vt_resnet18", "cifar10", recipe=recipe_of(args), epochs=epochs, seed=seed,
+                           width=args.width, batch_size=args.batch_size, model_options=options,
+                           time_budget_minutes=args.ablation_minutes, given_data=True)
+        result = train(config, data=(train_set, test_set, names), run_dir=out / "runs" / "ablations" / key,
+                       verbose=2)
         row = _row(result, variant=key, label=label, options=options, seed=seed)
         print(f"[ablations] {key:<13} top-1 {100 * row['top1']:.2f} %  ({row['epochs_completed']} epochs, "
               f"{row['params'] / 1e6:.3f} M params, {row['macs'] / 1e6:.1f} M MACs)", flush=True)

@@ -187,9 +187,11 @@ CLASSIFICATION_FIELDS = ("model", "top1", "top5", "epochs_completed", "epochs_re
                          "images_per_second", "params", "macs", "batch_size", "train_images", "test_images")
 
 
-def train_pairs(part, args, out, train_options, fields):
-    """Train both models of ``part`` for every seed, interleaved (A s0, B s0, A s1, B s1, ...)."""
-    from vt_edu.training import train
+def train_pairs(part, args, out, fields, *, scenes=None, data=None):
+    """Train both models of ``part`` for every seed, interleaved (A s0, B s0, A s1, B s1, ...):
+    one :class:`~vt_edu.training.RunConfig` per run (``scenes``: the segmentation runs' scene
+    settings), trained on ``data`` when given (else the run loads its data from ``args.data``)."""
+    from vt_edu.training import RunConfig, train
 
     a_name, b_name = PAIRS[part]
     rows = {a_name: [], b_name: []}
@@ -198,9 +200,9 @@ def train_pairs(part, args, out, train_options, fields):
         for name in (a_name, b_name):
             run_dir = out / "runs" / part / f"{name}-s{seed}"
             t0 = time.perf_counter()
-            result = train(name, "cifar10", recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
-                           run_dir=run_dir, seed=seed, width=args.width, source=args.data, verbose=0,
-                           **train_options)
+            config = RunConfig(name, "cifar10", recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+                               seed=seed, width=args.width, scenes=scenes, given_data=data is not None)
+            result = train(config, data=data, source=args.data, run_dir=run_dir, verbose=0)
             m = result.metrics
             row = {k: m.get(k) for k in fields} | {"seed": seed, "run_dir": str(run_dir)}
             rows[name].append(row)
@@ -234,7 +236,7 @@ def run_segmentation(args, scenes, out):
     from vt_edu.flops import count_macs, fpn_module_macs
     from vt_edu.models import create_model
 
-    rows = train_pairs("segmentation", args, out, {"scenes": scene_options(args)}, SEGMENTATION_FIELDS)
+    rows = train_pairs("segmentation", args, out, SEGMENTATION_FIELDS, scenes=scene_options(args))
     num_classes = len(scenes.class_names) + 1  # + background
     shape = (args.canvas_size, args.canvas_size, 3)
     macs = {}
@@ -256,7 +258,7 @@ def run_segmentation(args, scenes, out):
 def run_classification(args, scenes, out):
     train_set, test_set = scenes.train, scenes.test
     data = ((train_set.scenes, train_set.labels), (test_set.scenes, test_set.labels), list(scenes.class_names))
-    rows = train_pairs("classification", args, out, {"data": data}, CLASSIFICATION_FIELDS)
+    rows = train_pairs("classification", args, out, CLASSIFICATION_FIELDS, data=data)
     a, b = PAIRS["classification"]
     speed = probe("classification", args, train_set.scenes, train_set.labels, len(scenes.class_names))
     runs_ratio = ratio(rows[a], rows[b], "images_per_second")

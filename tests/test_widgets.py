@@ -15,6 +15,7 @@ import pytest
 
 from vt_edu.config import DATA_ENV
 from vt_edu.training import WarmupExponentialSchedule, get_recipe, sample_lr
+from vt_edu.training.scene_data import DEFAULT_SCENE_SEED, SCENE_DEFAULTS
 from vt_edu.widgets import (
     TABLE_COLUMNS,
     ExperimentPanel,
@@ -245,20 +246,28 @@ def test_data_hook_and_unknown_settings(tmp_path):
 
 
 class _FakeTraining:
-    """Stands in for vt_edu.training.train: records its arguments, drives the panel's progress
-    callback through two epochs, and returns a finished run of the task the model learns."""
+    """Stands in for vt_edu.training.train: records the RunConfig it is given (``config``), the
+    fields the panel gave that config (``given``) and train()'s other arguments, drives the
+    panel's progress callback through two epochs, and returns a finished run of the config's task."""
 
     def __init__(self, fail=None):
-        self.calls, self.fail = [], fail
+        self.calls, self.fail, self.given = [], fail, []
 
-    def __call__(self, model_name, dataset="cifar10", **kwargs):
-        from vt_edu.names import task_of
+    def run_config(self, *args, **fields):
+        from vt_edu.training.run_config import RunConfig
+
+        self.given.append(fields)
+        return RunConfig(*args, **fields)
+
+    def __call__(self, config, dataset=None, **kwargs):
         from vt_edu.training import RunResult
+        from vt_edu.training.run_config import RunConfig  # vt_edu.training.RunConfig is run_config() here
 
-        self.calls.append({"model_name": model_name, "dataset": dataset, **kwargs})
+        assert isinstance(config, RunConfig) and dataset is None  # the panel calls train(config, ...)
+        self.calls.append({"config": config, "given": self.given[-1], **kwargs})
         if self.fail is not None:
             raise self.fail
-        segmentation = task_of(model_name) == "segmentation"
+        segmentation = config.segmentation
         history = []
         for callback in kwargs["callbacks"]:
             callback.set_params({"steps": 3, "epochs": 2})
@@ -273,11 +282,11 @@ class _FakeTraining:
                 history.append({"epoch": epoch + 1, **logs})
         scores = ({"task": "segmentation", "pixel_accuracy": 0.6, "mean_iou": 0.4} if segmentation
                   else {"top1": 0.6, "top5": 0.9})
-        metrics = {"model": model_name, "dataset": dataset, "recipe": "seed", "epochs_completed": 2,
+        metrics = {"model": config.model, "dataset": config.dataset, "recipe": "seed", "epochs_completed": 2,
                    "train_images": 64, "test_images": 32, **scores}
-        config = {"model": model_name, "model_options": {"width": kwargs["width"], **kwargs["model_options"]}}
+        record = {"model": config.model, "model_options": {"width": config.width, **config.model_options}}
         run_dir = Path(kwargs["run_dir"])
-        return RunResult(run_dir=run_dir, config=config, metrics=metrics, history=history, model=object())
+        return RunResult(run_dir=run_dir, config=record, metrics=metrics, history=history, model=object())
 
 
 @pytest.fixture
@@ -286,6 +295,7 @@ def fake_training(monkeypatch):
 
     fake = _FakeTraining()
     monkeypatch.setattr(vt_edu.training, "train", fake)
+    monkeypatch.setattr(vt_edu.training, "RunConfig", fake.run_config)  # records the fields the panel gives
     return fake
 
 
@@ -307,10 +317,13 @@ def test_a_segmentation_model_trains_on_scenes_and_reports_mean_iou(fake_trainin
     row = panel.train()
     assert row is not None, panel.message
     (call,) = fake_training.calls
-    assert call["model_name"] == "vt_fpn" and "task" not in call  # train() takes the task from the model
-    assert call["scenes"] == {"num_train": 64}  # 0 test scenes: the engine's default
-    assert call["max_train_images"] is None and call["max_test_images"] is None
-    assert call["model_options"] == {"num_tokens": 8} and call["data"] is None
+    config = call["config"]
+    # The RunConfig takes the task from the model: the panel gives none.
+    assert config.model == "vt_fpn" and config.task == "segmentation" and "task" not in call["given"]
+    assert call["given"]["scenes"] == {"num_train": 64}  # 0 test scenes: the engine's default
+    assert dict(config.scenes) == {**SCENE_DEFAULTS, "seed": DEFAULT_SCENE_SEED, "num_train": 64}
+    assert config.max_train_images is None and config.max_test_images is None
+    assert dict(config.model_options) == {"num_tokens": 8} and call["data"] is None and not config.given_data
     assert row["task"] == "segmentation" and row["mean_iou"] == 0.4 and row["options"] == "L=8, width 0.25"
     assert panel.message.startswith("vt_fpn on cifar10: mIoU 40.00 %, pixel accuracy 60.00 % after 2 epoch(s) on 64 scenes")
     heading = panel.table_html().split("</thead>")[0]
@@ -324,7 +337,8 @@ def test_a_segmentation_model_trains_on_scenes_and_reports_mean_iou(fake_trainin
     # A classification run next to it: both scores in one table, and train() gets no scene options.
     panel.set(model="cnn", max_train_images=0)
     row = panel.train()
-    assert row["task"] == "classification" and "scenes" not in fake_training.calls[-1]
+    call = fake_training.calls[-1]
+    assert row["task"] == "classification" and "scenes" not in call["given"] and call["config"].scenes is None
     assert "top-1 60.00 %" in panel.message
     heading = panel.table_html().split("</thead>")[0]
     assert all(name in heading for name in ("top-1", "mIoU", "pixel acc."))
@@ -372,7 +386,8 @@ def test_scene_data_hook_goes_to_train_for_segmentation_only(fake_training, tmp_
     panel = _panel(tmp_path, model="vt_fpn", scene_data={"cifar10": scenes}, train_scenes=0,
                    test_scenes=0)
     panel.train()
-    assert fake_training.calls[-1]["data"] is scenes and fake_training.calls[-1]["scenes"] is None
+    call = fake_training.calls[-1]
+    assert call["data"] is scenes and call["config"].scenes is None and call["config"].given_data
     panel.set(dataset="cifar100")
     assert panel.train() is None and "no cifar100 scenes" in panel.message
     panel.set(model="cnn", dataset="cifar10")

@@ -8,7 +8,8 @@
 >>> panel.train()
 >>> panel.runs[-1]["mean_iou"]
 
-It calls :func:`vt_edu.training.train` and reads its run folder; the rows, table and
+It builds a :class:`~vt_edu.training.RunConfig` from its controls (:meth:`ExperimentPanel.run_config`),
+calls :func:`vt_edu.training.train` with it and reads its run folder; the rows, table and
 curves come from :mod:`vt_edu.widgets.reports`.
 """
 
@@ -340,6 +341,40 @@ class ExperimentPanel(Panel):
                     f"lower the batch size or use more {what} (0: {zero}).")
         return None
 
+    def run_config(self, settings: dict | None = None, given_data: bool = False):
+        """The :class:`~vt_edu.training.RunConfig` of the controls (or of ``settings``, a
+        :meth:`settings` dict): what Train runs, with this panel's seed, XLA and distribution.
+
+        The task is the model's; a segmentation run counts scenes (the image limits do not
+        apply; 0 scenes: the engine's default), a classification run images (0: all).
+        A peak learning rate other than the recipe's for the batch size replaces the recipe's.
+
+        Args:
+            settings: control values (default the current ones).
+            given_data: whether :func:`~vt_edu.training.train` is handed the data (the
+                panel's ``data``/``scene_data``) instead of loading them.
+
+        Raises:
+            TrainingError: a setting the run cannot take (see :class:`RunConfig`).
+        """
+        from vt_edu.training import RunConfig, get_recipe
+
+        s = self.settings() if settings is None else settings
+        options = {"num_tokens": s["num_tokens"]} if s["model"] in _TOKEN_MODELS else {}
+        if s["model"] in _TOKENIZER_MODELS:
+            options["tokenizer"] = s["tokenizer"]
+        if task_of(s["model"]) == "segmentation":
+            counts = {"num_train": s["train_scenes"], "num_test": s["test_scenes"]}
+            limits = {"scenes": {key: value for key, value in counts.items() if value} or None}
+        else:
+            limits = {"max_train_images": s["max_train_images"] or None, "max_test_images": s["max_test_images"] or None}
+        recipe = get_recipe(s["recipe"])
+        if not math.isclose(s["learning_rate"], recipe.scaled_learning_rate(s["batch_size"]), rel_tol=1e-9):
+            recipe = get_recipe(recipe, learning_rate=float(s["learning_rate"]), reference_batch=None)
+        return RunConfig(s["model"], s["dataset"], recipe=recipe, epochs=s["epochs"], batch_size=s["batch_size"],
+                         seed=self.seed, width=s["width"], model_options=options, jit_compile=self.jit_compile,
+                         distribution=self.distribution, given_data=given_data, **limits)
+
     def train(self):
         """Train with the current settings (what the Train button does).
 
@@ -352,7 +387,7 @@ class ExperimentPanel(Panel):
         """
         from vt_edu.data import DataError, DownloadError
         from vt_edu.models.registry import ModelConfigError
-        from vt_edu.training import RecipeError, TrainingError, get_recipe, train
+        from vt_edu.training import RecipeError, TrainingError, train
 
         if self._busy:
             self._say("a run is in progress; wait for it to finish.", problem=True)
@@ -364,14 +399,6 @@ class ExperimentPanel(Panel):
             return None
         run_dir = self._run_dir(s)
         segmentation = task_of(s["model"]) == "segmentation"
-        options = {"num_tokens": s["num_tokens"]} if s["model"] in _TOKEN_MODELS else {}
-        if s["model"] in _TOKENIZER_MODELS:
-            options["tokenizer"] = s["tokenizer"]
-        # train() takes the task from the model; a segmentation run counts scenes, not images.
-        task_options = {}
-        if segmentation:
-            counts = {"num_train": s["train_scenes"], "num_test": s["test_scenes"]}
-            task_options["scenes"] = {key: value for key, value in counts.items() if value} or None
         self._busy = True
         self.train_button.disabled = True
         self.last_error = None
@@ -384,28 +411,17 @@ class ExperimentPanel(Panel):
         self.status.value = "loading data"
         started = time.perf_counter()
         try:
-            recipe = get_recipe(s["recipe"])
-            if not math.isclose(s["learning_rate"], recipe.scaled_learning_rate(s["batch_size"]), rel_tol=1e-9):
-                recipe = get_recipe(recipe, learning_rate=float(s["learning_rate"]), reference_batch=None)
+            # The settings are checked before any data are made or loaded.
+            hook = self.scene_data if segmentation else self.data
+            config = self.run_config(s, given_data=hook is not None)
+            data = self._given_data(s["dataset"], config.task)
             result = train(
-                s["model"],
-                s["dataset"],
-                recipe=recipe,
-                epochs=s["epochs"],
-                batch_size=s["batch_size"],
+                config,
+                data=data,
                 run_dir=run_dir,
-                seed=self.seed,
-                width=s["width"],
-                max_train_images=None if segmentation else s["max_train_images"] or None,
-                max_test_images=None if segmentation else s["max_test_images"] or None,
-                model_options=options,
-                data=self._given_data(s["dataset"], task_of(s["model"])),
-                jit_compile=self.jit_compile,
-                distribution=self.distribution,
                 overwrite=True,  # a folder named for these settings holding others is stale
                 verbose=0,
                 callbacks=[_progress_callback(self)],
-                **task_options,
             )
         except DownloadError as error:
             self._fail(error, run_dir, f"{s['dataset']} is not available here: it cannot be downloaded and "
