@@ -93,7 +93,7 @@ def _object_and_corner_attention(model, images, batch_size=64):
     attention = np.zeros((len(images), 16, 2))
     attention[..., 0] = objects / objects.sum(axis=1, keepdims=True)
     attention[:, 0, 1] = 1.0
-    return {"p2": {"tokenizer": attention}}
+    return {"levels": {"p2": {"tokenizer": attention}}}  # vt_fpn_attention's layout
 
 
 def test_tracking_statistics_tells_a_token_that_follows_the_object_from_one_that_stays(monkeypatch):
