@@ -19,7 +19,9 @@ from all part files present.
    object pixels against a uniform token's, effective pixels per token, and whether tokens
    move with an object (the same test image placed at ``--shift-positions`` places by
    :func:`vt_edu.data.make_scenes`: the slope of each token's attention centroid against
-   the object's centre, 1 = moves with it, 0 = stays).
+   the object's centre, 1 = moves with it, 0 = stays). The same numbers for a fresh
+   (untrained) VT-FPN of each run's options and seed are the baseline: random tokenizer
+   filters already favour objects, so a ratio above 1 alone does not show what training did.
 
 Speed is a ratio measured side by side: besides the images/s of every run, parts 1 and 2
 time training steps of both models in alternation (A B, B A, ... for ``--speed-rounds``
@@ -361,12 +363,49 @@ def tracking_statistics(model, sets, mean, std, canvas_size) -> dict:
     return result
 
 
+def fresh_model(run_dir):
+    """The untrained model of a run folder: its ``config.json``'s model and options, built
+    after ``keras.utils.set_random_seed(seed)`` as training builds it (the same initial
+    weights on the same backend), the baseline that tells what training changed."""
+    import keras
+
+    from vt_edu.models import create_model
+
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    keras.utils.set_random_seed(config["seed"])
+    return create_model(config["model"], num_classes=config["data"]["num_classes"],
+                        input_shape=tuple(config["data"]["image_shape"]), **config["model_options"])
+
+
+def token_statistics(model, images, masks, sets, mean, std, canvas_size) -> dict:
+    """``{level: statistics}`` of one VT-FPN: :func:`level_statistics` on ``images`` against
+    ``masks``, with the :func:`tracking_statistics` on ``sets`` under ``"tracking"``."""
+    from vt_edu.data import normalize
+    from vt_edu.models import vt_fpn_attention
+
+    levels = tokenizer_levels(vt_fpn_attention(model, normalize(images, mean, std)))
+    stats = {level: level_statistics(attention, masks, canvas_size) for level, attention in levels.items()}
+    tracking = tracking_statistics(model, sets, mean, std, canvas_size)
+    for level in stats:
+        stats[level]["tracking"] = tracking[level]
+    return stats
+
+
+def level_summary(per_seed, level, which) -> dict:
+    """The spreads over seeds of one level's headline numbers, of the ``"trained"`` or ``"fresh"`` model."""
+    rows = [s["levels"][level][which] for s in per_seed]
+    return {"foreground_ratio": spread(r["foreground"]["fraction"]["ratio"] for r in rows),
+            "foreground_share": spread(r["foreground"]["fraction"]["share"] for r in rows),
+            "uniform_share": spread(r["foreground"]["fraction"]["uniform_share"] for r in rows),
+            "effective_input_pixels_per_token": spread(r["effective_input_pixels_per_token"] for r in rows),
+            "tracking_slope": spread(r["tracking"]["slope_mean"] for r in rows)}
+
+
 def run_tokens(args, scenes, out):
     import keras
 
     import vt_edu.models  # noqa: F401 - registers the layers that model.keras names
-    from vt_edu.data import channel_stats, normalize
-    from vt_edu.models import vt_fpn_attention
+    from vt_edu.data import channel_stats
 
     sets = shifted_scenes(args, len(scenes.class_names))
     mean, std = channel_stats(scenes.train.scenes)
@@ -377,27 +416,32 @@ def run_tokens(args, scenes, out):
         run_dir = out / "runs" / "segmentation" / f"vt_fpn-s{seed}"
         if not (run_dir / "metrics.json").is_file():
             raise FileNotFoundError(f"{run_dir} holds no finished run: run part segmentation first (same options).")
-        model = keras.models.load_model(run_dir / "model.keras", compile=False)
-        levels = tokenizer_levels(vt_fpn_attention(model, normalize(images, mean, std)))
-        stats = {level: level_statistics(attention, masks, args.canvas_size) for level, attention in levels.items()}
-        tracking = tracking_statistics(model, sets, mean, std, args.canvas_size)
-        for level in stats:
-            stats[level]["tracking"] = tracking[level]
-            f = stats[level]["foreground"]["fraction"]
-            print(f"[tokens] seed {seed} level {level}: {f['ratio']:.3f} x the uniform share on objects "
-                  f"({100 * f['share']:.1f} % vs {100 * f['uniform_share']:.1f} %), "
-                  f"{stats[level]['effective_input_pixels_per_token']:.0f} input pixels per token, tracking slope "
-                  f"{tracking[level]['slope_mean']:.2f}", flush=True)
-        per_seed.append({"seed": seed, "run_dir": str(run_dir), "levels": stats})
+        # The fresh model is the baseline: random tokenizer filters already favour objects (a
+        # ratio above 1), so only the distance from it is what training did.
+        models = {"trained": keras.models.load_model(run_dir / "model.keras", compile=False),
+                  "fresh": fresh_model(run_dir)}
+        stats = {which: token_statistics(model, images, masks, sets, mean, std, args.canvas_size)
+                 for which, model in models.items()}
+        for level in stats["trained"]:
+            line = []
+            for which in models:
+                s = stats[which][level]
+                f = s["foreground"]["fraction"]
+                line.append(f"{which} {f['ratio']:.3f} x the uniform share on objects ({100 * f['share']:.1f} % vs "
+                            f"{100 * f['uniform_share']:.1f} %), {s['effective_input_pixels_per_token']:.0f} input "
+                            f"pixels per token, tracking slope {s['tracking']['slope_mean']:.2f}")
+            print(f"[tokens] seed {seed} level {level}: " + "; ".join(line), flush=True)
+        per_seed.append({"seed": seed, "run_dir": str(run_dir),
+                         "levels": {level: {which: stats[which][level] for which in models}
+                                    for level in stats["trained"]}})
     levels = list(per_seed[0]["levels"])
-    summary = {level: {
-        "foreground_ratio": spread(s["levels"][level]["foreground"]["fraction"]["ratio"] for s in per_seed),
-        "foreground_share": spread(s["levels"][level]["foreground"]["fraction"]["share"] for s in per_seed),
-        "uniform_share": spread(s["levels"][level]["foreground"]["fraction"]["uniform_share"] for s in per_seed),
-        "effective_input_pixels_per_token": spread(s["levels"][level]["effective_input_pixels_per_token"]
-                                                   for s in per_seed),
-        "tracking_slope": spread(s["levels"][level]["tracking"]["slope_mean"] for s in per_seed),
-    } for level in levels}
+    summary = {}
+    for level in levels:
+        summary[level] = level_summary(per_seed, level, "trained")
+        summary[level]["fresh"] = level_summary(per_seed, level, "fresh")
+        summary[level]["ratio_trained_to_fresh"] = spread(
+            s["levels"][level]["trained"]["foreground"]["fraction"]["ratio"]
+            / s["levels"][level]["fresh"]["foreground"]["fraction"]["ratio"] for s in per_seed)
     return {"seeds": per_seed, "summary": summary, "paper_foreground_ratio": 1.283, "test_scenes": n,
             "shift": {"objects": args.shift_objects, "positions": args.shift_positions,
                       "object_size": args.shift_object_size}}
@@ -449,15 +493,19 @@ def write_markdown(out):
     if "tokens" in parts:
         t = parts["tokens"]["result"]
         lines += ["## Tokens of the trained VT-FPN", "", _provenance_line(parts["tokens"]), "",
-                  "| level | attention on objects | uniform token | ratio | input pixels per token | tracking slope |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| level | attention on objects | uniform token | ratio | ratio, fresh model | "
+                  "input pixels per token | tracking slope | tracking slope, fresh model |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for level, s in t["summary"].items():
             lines.append(f"| {level} | {_pm(s['foreground_share'])} % | {_pm(s['uniform_share'])} % | "
-                         f"{_pm(s['foreground_ratio'], 1, 3)} | {_pm(s['effective_input_pixels_per_token'], 1, 0)} | "
-                         f"{_pm(s['tracking_slope'], 1, 2)} |")
+                         f"{_pm(s['foreground_ratio'], 1, 3)} | {_pm(s['fresh']['foreground_ratio'], 1, 3)} | "
+                         f"{_pm(s['effective_input_pixels_per_token'], 1, 0)} | "
+                         f"{_pm(s['tracking_slope'], 1, 2)} | {_pm(s['fresh']['tracking_slope'], 1, 2)} |")
         lines += ["", f"The paper reports {100 * (t['paper_foreground_ratio'] - 1):.1f} % more attention on the "
-                  "foreground (ratio 1.283). Tracking: the same test image at several places; slope 1 = a token's "
-                  "attention centroid moves with the object, 0 = it stays.", ""]
+                  "foreground (ratio 1.283). The fresh model is the same VT-FPN untrained (its run's options and "
+                  "seed): its random tokenizer filters give the ratio that training starts from. Tracking: the same "
+                  "test image at several places; slope 1 = a token's attention centroid moves with the object, "
+                  "0 = it stays.", ""]
     (out / "benchmark.md").write_text("\n".join(lines) + "\n")
 
 

@@ -220,7 +220,9 @@ def scene_results(tmp_path):
             "seeds": [{"seed": 0, "run_dir": "results/scenes/runs/segmentation/vt_fpn-s0", "levels": {}}],
             "summary": {"p4": {"foreground_ratio": _spread(1.5, 1.3), "foreground_share": _spread(0.6, 0.52),
                                "uniform_share": _spread(0.4), "effective_input_pixels_per_token": _spread(300.0, 340.0),
-                               "tracking_slope": _spread(0.8, 0.6)}},
+                               "tracking_slope": _spread(0.8, 0.6),
+                               "fresh": {"foreground_ratio": _spread(1.2, 1.1), "tracking_slope": _spread(0.3, 0.1)},
+                               "ratio_trained_to_fresh": _spread(1.25, 1.3 / 1.1)}},
             "paper_foreground_ratio": 1.283},
     }
     for name, result in parts.items():
@@ -252,6 +254,29 @@ def test_scenes_summary_gives_every_difference_with_its_seed_range(scene_results
            in text
     assert "1.40 (1.30 to 1.50 over 2 seeds) times a uniform token's share (+40.0 %; the paper reports +28.3 %)" in text
     assert "moves 0.70 (0.60 to 0.80 over 2 seeds) times as far as an object" in text
+    assert ("An untrained VT-FPN of the same options and seed scores 1.15 (1.10 to 1.20 over 2 seeds) times the "
+            "uniform share; the trained ratio is 1.216 (1.182 to 1.250 over 2 seeds) times the untrained one, so "
+            "training raised it.") in text
+    assert "times as far as an object that is moved (untrained: 0.20 (0.10 to 0.30 over 2 seeds))." in text
+
+
+@pytest.mark.parametrize("change, verdict", [((0.9, 0.95), "training lowered it"),
+                                             ((0.95, 1.05), "training did not move it consistently")])
+def test_scenes_summary_says_when_training_did_not_raise_the_tokens_ratio(scene_results, change, verdict):
+    parts = load_scenes_benchmark(scene_results)
+    parts["tokens"]["result"]["summary"]["p4"]["ratio_trained_to_fresh"] = _spread(*change)
+    text = scenes_summary(parts)
+    assert f"times the untrained one, so {verdict}" in text and "training raised it" not in text
+
+
+def test_scenes_summary_of_tokens_recorded_without_the_untrained_baseline(scene_results):
+    parts = load_scenes_benchmark(scene_results)
+    for key in ("fresh", "ratio_trained_to_fresh"):
+        del parts["tokens"]["result"]["summary"]["p4"][key]
+    text = scenes_summary(parts)
+    assert "untrained" not in text
+    assert "1.40 (1.30 to 1.50 over 2 seeds) times a uniform token's share (+40.0 %; the paper reports +28.3 %)." \
+           " A token reads about 320 (300 to 340 over 2 seeds) input pixels" in text
 
 
 def test_scenes_summary_says_when_the_clock_shows_the_mac_saving(scene_results):

@@ -115,6 +115,49 @@ def test_tracking_statistics_tells_a_token_that_follows_the_object_from_one_that
     assert level["mask_correlation_by_token"][0] == pytest.approx(1.0)
 
 
+def test_fresh_model_rebuilds_a_runs_initial_weights_from_its_config(tmp_path):
+    import keras
+
+    from vt_edu.models import create_model
+
+    options = {"width": 0.25, "num_tokens": 4}
+    config = {"model": "vt_fpn", "model_options": options, "seed": 3,
+              "data": {"num_classes": 3, "image_shape": [64, 64, 3]}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    fresh = _bench().fresh_model(tmp_path)
+    assert fresh.output_shape == (None, 64, 64, 3)
+    keras.utils.set_random_seed(3)
+    same = create_model("vt_fpn", num_classes=3, input_shape=(64, 64, 3), **options)
+    keras.utils.set_random_seed(4)
+    other = create_model("vt_fpn", num_classes=3, input_shape=(64, 64, 3), **options)
+    kernels = [(w.path, w.numpy()) for w in fresh.weights if w.path.endswith("kernel")]
+    assert kernels and len(fresh.weights) == len(same.weights)
+    by_path = {w.path: w.numpy() for w in same.weights}
+    assert all(np.array_equal(value, by_path[path]) for path, value in kernels)
+    other_by_path = {w.path: w.numpy() for w in other.weights}
+    assert not all(np.array_equal(value, other_by_path[path]) for path, value in kernels)
+
+
+def test_report_sets_each_token_level_beside_the_fresh_model(tmp_path):
+    bench = _bench()
+    fresh = {"foreground_ratio": bench.spread([1.10, 1.12]), "tracking_slope": bench.spread([0.30, 0.40])}
+    summary = {"p2": {"foreground_share": bench.spread([0.50, 0.52]), "uniform_share": bench.spread([0.40, 0.40]),
+                      "foreground_ratio": bench.spread([1.25, 1.30]),
+                      "effective_input_pixels_per_token": bench.spread([300.0, 340.0]),
+                      "tracking_slope": bench.spread([0.60, 0.80]), "fresh": fresh}}
+    provenance = {"date": "2026-12-03", "backend": "tensorflow", "git_commit": "abc",
+                  "hardware": {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None}}
+    result = {"seeds": [], "summary": summary, "paper_foreground_ratio": 1.283}
+    (tmp_path / "tokens.json").write_text(json.dumps(
+        {"part": "tokens", "command": "python x", "settings": {}, "provenance": provenance, "result": result}))
+    bench.write_markdown(tmp_path)
+    report = (tmp_path / "benchmark.md").read_text()
+    assert ("| level | attention on objects | uniform token | ratio | ratio, fresh model | input pixels per token | "
+            "tracking slope | tracking slope, fresh model |") in report
+    assert ("| p2 | 51.00 (50.00 to 52.00) % | 40.00 (40.00 to 40.00) % | 1.275 (1.250 to 1.300) | "
+            "1.110 (1.100 to 1.120) | 320 (300 to 340) | 0.70 (0.60 to 0.80) | 0.35 (0.30 to 0.40) |") in report
+
+
 def test_quick_sizes_replace_defaults_but_not_explicit_options():
     bench = _bench()
     args = bench.parse_args(["--quick", "--epochs", "3"])
@@ -187,6 +230,13 @@ def test_segmentation_and_tokens_run_resume_and_record_on_a_tiny_data_set(tiny_c
     assert 0 <= seg["rows"]["vt_fpn"][0]["mean_iou"] <= 1 and seg["macs"]["vt_fpn"]["fpn_module"] > 0
     tokens = json.loads((out / "tokens.json").read_text())["result"]
     assert tokens["summary"] and all(np.isfinite(s["foreground_share"]["mean"]) for s in tokens["summary"].values())
+    for level, s in tokens["summary"].items():  # the fresh model's numbers beside the trained one's
+        assert np.isfinite(s["fresh"]["foreground_ratio"]["mean"]) and np.isfinite(s["fresh"]["tracking_slope"]["mean"])
+        entry = tokens["seeds"][0]["levels"][level]
+        assert set(entry) == {"trained", "fresh"}
+        trained, fresh = (entry[w]["foreground"]["fraction"]["ratio"] for w in ("trained", "fresh"))
+        assert s["ratio_trained_to_fresh"]["values"] == pytest.approx([trained / fresh])
+    assert "; fresh " in printed
     assert "## Tokens of the trained VT-FPN" in (out / "benchmark.md").read_text()
     # A second run reads the finished runs back instead of training again.
     metrics = (out / "runs" / "segmentation" / "vt_fpn-s0" / "metrics.json").read_text()

@@ -299,9 +299,24 @@ def _speed_sentence(result, b_label: str, a_label: str) -> str:
             f"{_seeds(result['images_per_second_ratio_runs'], 1, 2)})")
 
 
+def _fresh_sentence(level_summary) -> str:
+    """The trained ratio against an untrained VT-FPN's (same options and seed): random
+    tokenizer filters already favour objects, so only the distance from it is training's."""
+    fresh, change = level_summary["fresh"]["foreground_ratio"], level_summary["ratio_trained_to_fresh"]
+    if change["min"] > 1.01:
+        verdict = "training raised it"
+    elif change["max"] < 0.99:
+        verdict = "training lowered it"
+    else:
+        verdict = "training did not move it consistently (within 1 % or the seeds disagree)"
+    return (f"An untrained VT-FPN of the same options and seed scores {_seeds(fresh, 1, 2)} times the "
+            f"uniform share; the trained ratio is {_seeds(change, 1, 3)} times the untrained one, so {verdict}.")
+
+
 def scenes_summary(parts: dict) -> str:
     """What the recorded scenes benchmark says, in numbers from its files: FPN vs VT-FPN,
-    ResNet-18 vs VT-ResNet-18 on 64x64 scenes, and the trained VT-FPN's tokens."""
+    ResNet-18 vs VT-ResNet-18 on 64x64 scenes, and the trained VT-FPN's tokens (against a
+    uniform token's share and, where recorded, an untrained VT-FPN's)."""
     if not parts:
         return ("No scenes benchmark is recorded in this copy of the book, so there are no full-scale numbers to "
                 "compare.")
@@ -355,13 +370,16 @@ def scenes_summary(parts: dict) -> str:
         t = parts["tokens"]["result"]
         for level, s in t["summary"].items():
             ratio = s["foreground_ratio"]
+            fresh = s.get("fresh")  # files recorded before the untrained baseline lack it
             text.append(
                 f"Level {level}: the trained VT-FPN's tokens put {_seeds(s['foreground_share'], unit=' %')} of their "
                 f"attention on object pixels, which cover {_seeds(s['uniform_share'], unit=' %')} of a scene: "
                 f"{_seeds(ratio, 1, 2)} times a uniform token's share ({100 * (ratio['mean'] - 1):+.1f} %; the paper "
-                f"reports {100 * (t['paper_foreground_ratio'] - 1):+.1f} %). A token reads about "
-                f"{_seeds(s['effective_input_pixels_per_token'], 1, 0)} input pixels, and its centre of attention "
-                f"moves {_seeds(s['tracking_slope'], 1, 2)} times as far as an object that is moved."
+                f"reports {100 * (t['paper_foreground_ratio'] - 1):+.1f} %)."
+                + (" " + _fresh_sentence(s) if fresh else "")
+                + f" A token reads about {_seeds(s['effective_input_pixels_per_token'], 1, 0)} input pixels, and its "
+                f"centre of attention moves {_seeds(s['tracking_slope'], 1, 2)} times as far as an object that is "
+                "moved" + (f" (untrained: {_seeds(fresh['tracking_slope'], 1, 2)})." if fresh else ".")
             )
     return " ".join(text)
 
