@@ -310,3 +310,12 @@ def test_the_packaged_copy_gives_the_scenes_chapters_their_numbers():
     packaged, repository = load_scenes_benchmark(PACKAGED_RESULTS), load_scenes_benchmark(REPOSITORY_RESULTS)
     assert set(packaged) == set(repository)
     assert scenes_summary(packaged) == scenes_summary(repository)
+
+
+def test_scenes_summary_gives_a_paragraph_per_comparison_and_a_bullet_per_level(scene_results):
+    parts = load_scenes_benchmark(scene_results)
+    paragraphs = scenes_summary(parts).split("\n\n")
+    bullets = [line for line in paragraphs[-1].splitlines() if line.startswith("- ")]
+    assert paragraphs[0].startswith("Recorded on") and "FPN" in paragraphs[0]
+    assert paragraphs[1].startswith("Classifying the same scenes")
+    assert [b.split(":")[0] for b in bullets] == [f"- Level {level}" for level in parts["tokens"]["result"]["summary"]]

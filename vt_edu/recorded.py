@@ -186,7 +186,8 @@ def summary(parts: dict) -> str:
     VT-ResNet-18 and ViT on CIFAR-10, in numbers from its files."""
     if not parts:
         return "No benchmark is recorded in this copy of the book, so there are no full-scale numbers to compare."
-    text = []
+    text = []  # sentences of one paragraph; a finished paragraph goes to `paragraphs`
+    paragraphs = []
     hardware = next(iter(parts.values()))["provenance"]["hardware"]
     device = hardware.get("gpu") or f"a {hardware.get('cpu_cores')}-core {hardware.get('cpu')} CPU"
     text.append(f"Recorded on {device} with CIFAR-10's 50,000 training and 10,000 test images.")
@@ -316,11 +317,16 @@ def _fresh_sentence(level_summary) -> str:
 def scenes_summary(parts: dict) -> str:
     """What the recorded scenes benchmark says, in numbers from its files: FPN vs VT-FPN,
     ResNet-18 vs VT-ResNet-18 on 64x64 scenes, and the trained VT-FPN's tokens (against a
-    uniform token's share and, where recorded, an untrained VT-FPN's)."""
+    uniform token's share and, where recorded, an untrained VT-FPN's).
+
+    Returns:
+        Markdown: a paragraph per comparison, then one bullet per FPN level for the tokens.
+    """
     if not parts:
         return ("No scenes benchmark is recorded in this copy of the book, so there are no full-scale numbers to "
                 "compare.")
-    text = []
+    text = []  # sentences of one paragraph; a finished paragraph goes to `paragraphs`
+    paragraphs = []
     hardware = next(iter(parts.values()))["provenance"]["hardware"]
     device = hardware.get("gpu") or f"a {hardware.get('cpu_cores')}-core {hardware.get('cpu')} CPU"
     first = next(iter(parts.values()))["result"]
@@ -345,6 +351,8 @@ def scenes_summary(parts: dict) -> str:
             f"the whole model {macs['total']:.2f} times), and the "
             + _speed_sentence(r, "VT-FPN", "the FPN") + "."
         )
+    paragraphs.append(" ".join(text))
+    text = []
     if "classification" in parts:
         r = parts["classification"]["result"]
         top1 = r["differences"]["top1"]
@@ -366,6 +374,8 @@ def scenes_summary(parts: dict) -> str:
             + ("shows it in every round of the side-by-side timing." if shows
                else "does not show it consistently (the side-by-side rounds disagree or go the other way).")
         )
+    paragraphs.append(" ".join(text))
+    text = []
     if "tokens" in parts:
         t = parts["tokens"]["result"]
         for level, s in t["summary"].items():
@@ -381,7 +391,9 @@ def scenes_summary(parts: dict) -> str:
                 f"centre of attention moves {_seeds(s['tracking_slope'], 1, 2)} times as far as an object that is "
                 "moved" + (f" (untrained: {_seeds(fresh['tracking_slope'], 1, 2)})." if fresh else ".")
             )
-    return " ".join(text)
+    if text:  # one bullet per level: a paragraph of four levels' numbers is unreadable
+        paragraphs.append("The trained VT-FPN's tokens, level by level:\n\n" + "\n".join(f"- {s}" for s in text))
+    return "\n\n".join(p for p in paragraphs if p)
 
 
 if __name__ == "__main__":  # python -m vt_edu.recorded: after re-recording the benchmark
