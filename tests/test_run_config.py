@@ -135,3 +135,22 @@ def test_the_command_line_sets_every_field_of_a_run():
     args = build_parser().parse_args(["compare", "--models", "cnn,vit", "--epochs", "2"])
     assert set(run_settings(args)) == {f.name for f in dataclasses.fields(RunConfig)} - {
         "given_data", "model", "task", "scenes", "distribution"}
+
+
+@pytest.mark.parametrize("model, options, canvas, words", [
+    ("vt_fpn", {}, 48, "multiples of 32"),
+    ("vt_fpn", {"stem": "cifar"}, 60, "multiples of 8"),  # "fpn" is a stand-in in this file
+])
+def test_a_canvas_the_model_cannot_divide_is_refused_before_any_scene_is_made(monkeypatch, model, options, canvas,
+                                                                             words):
+    import vt_edu.data.scenes as scenes
+
+    def no_scenes(*args, **kwargs):
+        raise AssertionError("scenes were composed before the canvas was checked")
+
+    monkeypatch.setattr(scenes, "load_scenes", no_scenes)
+    with pytest.raises(TrainingError, match=f"{words}.*canvas_size"):
+        RunConfig(model=model, model_options=options, scenes={"canvas_size": canvas})
+    with pytest.raises(TrainingError, match=words):
+        train(model, model_options=options, scenes={"canvas_size": canvas}, run_dir="never-written")
+    assert RunConfig(model=model, model_options=options, scenes={"canvas_size": 64}).scenes["canvas_size"] == 64

@@ -222,6 +222,22 @@ class RunConfig:
             raise TrainingError("distillation (teacher, --teacher) is implemented for classification only.")
         scenes = dict(self.scenes) if isinstance(self.scenes, Mapping) else self.scenes
         resolve("scenes", _read_only(check_scene_options(scenes, loading=not self.given_data)))
+        if not self.given_data:
+            self._check_canvas(self.scenes["canvas_size"])
+
+    def _check_canvas(self, canvas_size: int):
+        """Refuse a canvas the model's strides cannot divide now, before any scene is composed
+        (the model itself would refuse it only after the data are loaded)."""
+        from vt_edu.models.fpn import check_input_size
+        from vt_edu.models.registry import model_options as defaults_of
+
+        defaults = defaults_of(self.model)
+        if "stem" not in defaults:
+            return
+        try:
+            check_input_size((canvas_size, canvas_size), self.options.get("stem", defaults["stem"]), self.model)
+        except ValueError as error:
+            raise TrainingError(f"{error} (scene setting canvas_size, --canvas-size)") from None
 
     # ------------------------------------------------------------------ derived
     @property
