@@ -26,7 +26,7 @@ from vt_edu.analysis import effective_count, upsample
 from vt_edu.reference import softmax
 from vt_edu.widgets.panel import LIVE_NOTE, Panel, new_figure
 
-__all__ = ["TokenExplorer", "problem_html", "selection_problem"]
+__all__ = ["ExplorerPanel", "TokenExplorer", "problem_html", "selection_problem"]
 
 
 def selection_problem(checks) -> str:
@@ -47,7 +47,20 @@ def problem_html(message: str) -> str:
     return f"<span style='color:#b00'>{html.escape(message)}</span>"
 
 
-class TokenExplorer(Panel):
+class ExplorerPanel(Panel):
+    """Base of the token explorers: a subclass sets ``info`` (an ``HTML`` widget) and
+    ``message`` (a problem with the selection, or ``""``) and defines ``figure()`` and
+    ``describe()``; :meth:`redraw` shows both."""
+
+    def redraw(self) -> None:
+        """Redraw the figure and the sentence under the controls (in a kernel)."""
+        fig = self.figure()
+        if not self.message:
+            self.info.value = f"<small>{html.escape(self.describe())}</small>"
+        self.show_figure(fig)
+
+
+class TokenExplorer(ExplorerPanel):
     """Controls (image, token, module) and a four-panel figure of what that token does.
 
     Args:
@@ -183,9 +196,3 @@ class TokenExplorer(Panel):
             ax.set_yticks([])
         return fig
 
-    def redraw(self) -> None:
-        """Redraw the figure and the sentence under the controls (in a kernel)."""
-        fig = self.figure()
-        if not self.message:
-            self.info.value = f"<small>{html.escape(self.describe())}</small>"
-        self.show_figure(fig)

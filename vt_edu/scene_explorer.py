@@ -27,16 +27,15 @@ in Jupyter or Colab.
 
 from __future__ import annotations
 
-import html
 import math
 
 import ipywidgets as widgets
 import numpy as np
 
 from vt_edu.analysis import effective_count, pixel_assignment, token_maps, upsample
-from vt_edu.explorer import problem_html, selection_problem
+from vt_edu.explorer import ExplorerPanel, problem_html, selection_problem
 from vt_edu.names import SCENE_BACKGROUND
-from vt_edu.widgets.panel import LIVE_NOTE, Panel, new_figure
+from vt_edu.widgets.panel import LIVE_NOTE, new_figure
 
 __all__ = ["SceneTokenExplorer", "attention_levels", "class_colors"]
 
@@ -118,7 +117,7 @@ def _boxes_from_masks(masks) -> tuple:
     return boxes, object_classes
 
 
-class SceneTokenExplorer(Panel):
+class SceneTokenExplorer(ExplorerPanel):
     """Controls (scene, level, token) and a four-panel figure of where that token reads in the scene.
 
     Args:
@@ -342,9 +341,3 @@ class SceneTokenExplorer(Panel):
             ax.set_yticks([])
         return fig
 
-    def redraw(self) -> None:
-        """Redraw the figure and the sentence under the controls (in a kernel)."""
-        fig = self.figure()
-        if not self.message:
-            self.info.value = f"<small>{html.escape(self.describe())}</small>"
-        self.show_figure(fig)
