@@ -55,5 +55,5 @@ def reference_transformer(layer, tokens):
     return ref.transformer(
         np.asarray(tokens, np.float64), w(layer.k), w(layer.q), w(layer.f1), w(layer.f2),
         W_V=w(layer.w_v), num_heads=layer.num_heads, scale=layer.scale_attention,
-        norm=layer.norm, **norms,
+        norm=layer.norm, logit_scale=None if layer.logit_scale() is None else w(layer.logit_scale()), **norms,
     )  # fmt: skip

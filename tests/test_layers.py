@@ -96,6 +96,8 @@ TRANSFORMER_VARIANTS = [
     dict(norm="pre"),
     dict(norm="post"),
     dict(num_heads=2, scale_attention=True, use_value_projection=True, norm="pre"),
+    dict(cosine_attention=True),
+    dict(num_heads=2, cosine_attention=True, norm="pre"),
 ]
 
 
@@ -128,6 +130,34 @@ def test_transformer_is_permutation_equivariant(options):
     out_p, attention_p = (to_np(a) for a in layer(tokens[:, perm], return_attention=True))
     np.testing.assert_allclose(out_p, out[:, perm], **TOL)
     np.testing.assert_allclose(attention_p, attention[..., perm, :][..., perm], **TOL)
+
+
+def test_cosine_attention_does_not_depend_on_the_size_of_k_and_q():
+    """Why cosine attention can learn where 0.1 x K and Q cannot: shrinking K and Q leaves
+    cosine logits as they were, while plain logits shrink by 0.1 x 0.1 towards uniform."""
+    tokens = randn(2, 6, 8, seed=4)
+    for cosine, changes in ((True, False), (False, True)):
+        layer = TokenTransformer(cosine_attention=cosine)
+        layer(tokens)
+        randomize(layer, seed=2, scale=1.0)
+        before = to_np(layer(tokens, return_attention=True)[1])
+        for matrix in (layer.k, layer.q):
+            matrix.assign(matrix * 0.1)
+        after = to_np(layer(tokens, return_attention=True)[1])
+        assert np.allclose(before, after, atol=1e-5) != changes, cosine
+
+
+def test_cosine_attention_logit_scale_starts_at_ten_and_is_capped():
+    from vt_edu.layers.transformer import INITIAL_LOGIT_SCALE, MAX_LOGIT_SCALE
+
+    layer = TokenTransformer(num_heads=2, cosine_attention=True)
+    layer(randn(1, 4, 8))
+    np.testing.assert_allclose(to_np(layer.logit_scale()), [INITIAL_LOGIT_SCALE] * 2, rtol=1e-6)
+    layer.log_logit_scale.assign([math.log(1e4), math.log(3.0)])
+    np.testing.assert_allclose(to_np(layer.logit_scale()), [MAX_LOGIT_SCALE, 3.0], rtol=1e-6)
+    assert TokenTransformer().logit_scale() is None
+    with pytest.raises(ValueError, match="cannot be combined"):
+        TokenTransformer(scale_attention=True, cosine_attention=True)
 
 
 # --------------------------------------------------------------------------- projector
@@ -351,6 +381,7 @@ def large_inputs(kind, C, seed):
     tokens = float16_exact(randn(2, 4, C, seed=seed + 1, scale=LARGE_ACTIVATIONS))
     return {
         "filter": (x,), "pooling": (x,), "recurrent": (x, tokens), "transformer": (tokens,), "transformer_variant": (tokens,),
+        "transformer_cosine": (tokens,),
         "projector": (x, tokens), "vt_module": (x,), "vt_module_recurrent": (x, tokens),
     }[kind]  # fmt: skip
 
@@ -364,6 +395,7 @@ def make_layer(kind, dtype):
         "transformer_variant": lambda: TokenTransformer(
             num_heads=2, scale_attention=True, use_value_projection=True, norm="post", dtype=dtype
         ),
+        "transformer_cosine": lambda: TokenTransformer(num_heads=2, cosine_attention=True, dtype=dtype),
         "projector": lambda: Projector(dtype=dtype),
         "vt_module": lambda: VTModule(4, dtype=dtype),
         "vt_module_recurrent": lambda: VTModule(4, "recurrent", dtype=dtype),
@@ -373,8 +405,8 @@ def make_layer(kind, dtype):
 @pytest.mark.parametrize("C", [16, 256])
 @pytest.mark.parametrize(
     "kind",
-    ["filter", "pooling", "recurrent", "transformer", "transformer_variant", "projector", "vt_module",
-     "vt_module_recurrent"],
+    ["filter", "pooling", "recurrent", "transformer", "transformer_variant", "transformer_cosine", "projector",
+     "vt_module", "vt_module_recurrent"],
 )  # fmt: skip
 def test_mixed_float16_with_large_activations(kind, C):
     """Under mixed_float16 the outputs stay finite and close to the float32 layer's.
@@ -555,8 +587,9 @@ def test_vt_module_forward_features_is_what_call_returns():
     [
         dict(tokenizer="pooling", token_channels=10, tokenizer_value_projection=True, use_projector=False),
         dict(token_channels=8, use_value_projection=True, transformer_value_projection=False, num_heads=2),
+        dict(cosine_attention=True, num_heads=2),
     ],
-    ids=["pooling-value", "value-but-not-in-transformer"],
+    ids=["pooling-value", "value-but-not-in-transformer", "cosine"],
 )
 def test_vt_module_config_and_keras_file_round_trip(options, tmp_path):
     module = VTModule(4, name="m1", **options)

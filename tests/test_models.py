@@ -117,8 +117,9 @@ def test_vt_resnet18_replaces_stage4_with_two_vt_modules():
         dict(num_modules=3, num_heads=2, token_channels=64),
         dict(token_channels=32, use_value_projection=False, dropout=0.2, stochastic_depth=0.8),
         dict(init="paper", head_norm=None, scale_attention=True, transformer_norm="pre"),
+        dict(cosine_attention=True, num_heads=2),
     ],
-    ids=["filter-noproj", "pooling", "3modules-2heads", "no-value-projection", "paper-init"],
+    ids=["filter-noproj", "pooling", "3modules-2heads", "no-value-projection", "paper-init", "cosine"],
 )
 def test_vt_resnet18_variants_run(options):
     model = create_model("vt_resnet18", width=0.125, **options)
@@ -138,6 +139,8 @@ def test_vt_resnet18_stable_init_starts_residual_branches_at_identity():
     assert stable.get_layer("head_norm") is not None
     with pytest.raises(ModelConfigError, match="init='glorot'"):
         create_model("vt_resnet18", init="glorot")
+    with pytest.raises(ModelConfigError, match="cannot be combined"):
+        create_model("vt_resnet18", scale_attention=True, cosine_attention=True)
 
 
 def test_vit_has_64_patch_tokens_and_both_poolings():

@@ -319,3 +319,24 @@ def test_scenes_summary_gives_a_paragraph_per_comparison_and_a_bullet_per_level(
     assert paragraphs[0].startswith("Recorded on") and "FPN" in paragraphs[0]
     assert paragraphs[1].startswith("Classifying the same scenes")
     assert [b.split(":")[0] for b in bullets] == [f"- Level {level}" for level in parts["tokens"]["result"]["summary"]]
+
+
+def test_token_attention_summary_states_the_recorded_rows_and_the_rule():
+    import copy
+
+    from vt_edu import recorded
+
+    parts = recorded.load_benchmark(recorded.find_results(), "token-attention")
+    if not parts:
+        pytest.skip("no token attention benchmark recorded")
+    text = recorded.token_attention_summary(parts)
+    result = parts["token_attention"]["result"]
+    for name in result["candidates"]:
+        assert f"| `{name}` |" in text
+    assert f"the rule picks `{result['choice']['default']}`" in text or "No setting passed" in text
+    # No setting passes: the default stays, and the text says so.
+    nothing = copy.deepcopy(parts)
+    nothing["token_attention"]["result"]["choice"].update(attention_learned=[], default="stable")
+    text = recorded.token_attention_summary(nothing)
+    assert "No setting passed, so the default stays `stable`." in text and "picks" not in text
+    assert recorded.token_attention_summary({}) == "The token attention benchmark is not recorded in this copy of the book."

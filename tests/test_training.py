@@ -441,3 +441,23 @@ def test_mixed_precision_option_keeps_float32_logits(tmp_path):
     assert result.model.output.dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     assert math.isfinite(result.history[0]["loss"])
+
+
+@pytest.mark.parametrize("recipe", ["fast", "paper-advanced"])
+def test_weight_decay_leaves_the_logit_scale_alone(recipe):
+    """Steps with zero gradients are pure weight decay: they shrink K but not log_logit_scale."""
+    from vt_edu.layers import TokenTransformer
+    from vt_edu.training.optimizers import make_optimizer
+    from vt_edu.training.recipes import get_recipe
+
+    layer = TokenTransformer(cosine_attention=True)
+    layer(np.ones((1, 4, 8), "float32"))
+    optimizer, _ = make_optimizer(get_recipe(recipe), 128, 10, 2)
+    before = {v.path: keras.ops.convert_to_numpy(v).copy() for v in layer.trainable_variables}
+    for _ in range(3):  # the warm-up's first rate is 0
+        optimizer.apply([keras.ops.zeros_like(v) for v in layer.trainable_variables], layer.trainable_variables)
+    after = {v.path: keras.ops.convert_to_numpy(v) for v in layer.trainable_variables}
+    scale = next(p for p in before if p.endswith("log_logit_scale"))
+    k = next(p for p in before if p.endswith("/k"))
+    np.testing.assert_array_equal(after[scale], before[scale])
+    assert np.abs(after[k]).sum() < np.abs(before[k]).sum()

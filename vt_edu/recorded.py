@@ -11,6 +11,9 @@ result. The chapters show these numbers and state what they say; the sentences a
 built here from the files, so a re-recorded benchmark rewrites them and the text can
 never disagree with the table beside it.
 
+``benchmarks/token_attention_benchmark.py`` writes ``results/token-attention``
+(:func:`token_attention_summary`; chapter 11).
+
 ``benchmarks/scenes_benchmark.py`` writes ``results/scenes`` the same way, with the parts
 :data:`SCENE_PARTS` (:func:`load_scenes_benchmark`, :func:`scenes_summary`; chapters 13
 and 14). Its part files give every seed's value and, for every difference, its values per
@@ -26,12 +29,16 @@ from vt_edu.names import DEFAULT_NUM_TOKENS
 
 __all__ = ["BENCHMARKS", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS", "STUDENTS",
            "ablation_verdicts", "copy_to_package", "find_results", "load_benchmark", "load_scenes_benchmark",
-           "packaged_files", "recorded_vt_fpn", "run_history", "scenes_summary", "summary"]
+           "packaged_files", "recorded_vt_fpn", "run_history", "scenes_summary", "summary",
+           "token_attention_summary"]
 
 PARTS = ("cnn", "vt", "target", "ablations", "backends")
 SCENE_PARTS = ("segmentation", "classification", "tokens")
+ATTENTION_PARTS = ("token_attention",)
+#: The token attention benchmark's name for the default setting of VT-ResNet's transformer.
+BASELINE_SETTING = "stable"
 #: Each recorded benchmark's folder under ``results/`` and its part files.
-BENCHMARKS = {"cpu-benchmark": PARTS, "scenes": SCENE_PARTS}
+BENCHMARKS = {"cpu-benchmark": PARTS, "scenes": SCENE_PARTS, "token-attention": ATTENTION_PARTS}
 #: The token part's trained VT-FPNs travel with the package only up to this size (bytes).
 PACKAGED_WEIGHTS_LIMIT = 1_000_000
 # What the students reported after 10 epochs of their recipe (Adam 1e-3, batch 256).
@@ -394,6 +401,93 @@ def scenes_summary(parts: dict) -> str:
     if text:  # one bullet per level: a paragraph of four levels' numbers is unreadable
         paragraphs.append("The trained VT-FPN's tokens, level by level:\n\n" + "\n".join(f"- {s}" for s in text))
     return "\n\n".join(p for p in paragraphs if p)
+
+
+# ------------------------------------------------------------ results/token-attention
+def _listens(rows, which: str, module: int) -> dict:
+    """Effective number of tokens of ``module`` over the rows (seeds), as a spread."""
+    values = [r[which][module]["effective_tokens"] for r in rows]
+    return {"values": values, "mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
+def _range(s, scale: float = 1.0, digits: int = 1) -> str:
+    """``mean (min-max)``: a spread over seeds short enough for a table cell on a phone."""
+    return f"{scale * s['mean']:.{digits}f} ({scale * s['min']:.{digits}f}-{scale * s['max']:.{digits}f})"
+
+
+def token_attention_summary(parts: dict) -> str:
+    """What ``results/token-attention`` says: for every candidate setting of VT-ResNet's token
+    transformer, top-1 and how many tokens a token listens to, trained and untrained, then
+    the default the benchmark's rule picks and whether ``vt_edu`` uses it.
+
+    Returns:
+        Markdown: a paragraph, a table, a paragraph.
+    """
+    if "token_attention" not in parts:
+        return "The token attention benchmark is not recorded in this copy of the book."
+    from vt_edu.models import MODELS
+
+    record = parts["token_attention"]
+    r, choice = record["result"], record["result"]["choice"]
+    hardware = record["provenance"]["hardware"]
+    lines = [f"Recorded on {hardware['cpu']} ({hardware['cpu_cores']} cores): VT-ResNet-18 at width {r['width']:g} "
+             f"with the {r['recipe']} recipe for {r['epochs']} epochs on {r['train_images']:,} training images, "
+             f"top-1 on {r['test_images']:,} test images, the attention measured on {r['analysis_images']:,} of them, "
+             f"seeds {', '.join(map(str, r['seeds']))}. In the table, a token *listens to* the effective number of "
+             "tokens of its row of the transformer's attention (16 = uniform); values are the mean (min-max) over "
+             "the seeds, and the same model untrained in the last columns.", "",
+             "| setting | top-1 % | listens to, module 1 | module 2 | untrained, module 1 | module 2 |",
+             "|---|---:|---:|---:|---:|---:|"]
+    verdicts = []
+    for name in r["candidates"]:
+        rows = [x for x in r["rows"] if x["candidate"] == name and not x["diverged"]]
+        if not rows:
+            lines.append(f"| {name} | diverged | - | - | - | - |")
+            continue
+        modules = range(len(rows[0]["trained"]))
+        cells = ([_range(_listens(rows, "trained", m)) for m in modules]
+                 + [_range(_listens(rows, "fresh", m)) for m in modules])
+        lines.append(f"| `{name}` | {_range(choice['summary'][name]['top1'], 100)} | " + " | ".join(cells) + " |")
+        trained = sum(_listens(rows, "trained", m)["mean"] for m in modules) / len(modules)
+        fresh = sum(_listens(rows, "fresh", m)["mean"] for m in modules) / len(modules)
+        verdicts.append((name, trained, fresh))
+    flattened = [n for n, t, f in verdicts if t > f + 0.5]
+    sharpened = [n for n, t, f in verdicts if t < f - 0.5]
+    text = []
+    if flattened:
+        text.append(f"Training made the attention more uniform with {', '.join(f'`{n}`' for n in flattened)}")
+    if sharpened:
+        text.append(f"sharper with {', '.join(f'`{n}`' for n in sharpened)}")
+    paragraph = ("; ".join(text) + " (module mean, seeds averaged, a change of more than half a token). ") if text else ""
+    pick = choice["default"]
+    defaults = MODELS["vt_resnet18"].defaults
+    in_use = all(defaults.get(k) == v for k, v in r["options"][pick].items())
+    rule = (f"The rule fixed before the runs keeps a setting with no diverged seed and a top-1 at most the seed "
+            f"spread ({100 * choice['seed_noise_top1']:.1f} points) below `stable`'s, and among those whose trained "
+            f"tokens listen to at most {choice.get('learned_fraction', 0.9):.0%} of the tokens in every seed takes "
+            "the least uniform. ")
+    if not choice["attention_learned"]:
+        rule += "No setting passed, so the default stays `stable`."
+    else:
+        rule += f"Passed: {', '.join(f'`{n}`' for n in choice['attention_learned'])}; the rule picks `{pick}`."
+        if pick in flattened:  # sharp only because it started sharper: not attention that training taught
+            trained, fresh = next((t, f) for n, t, f in verdicts if n == pick)
+            below = [b - a for a, b in zip(choice["summary"][BASELINE_SETTING]["top1"]["values"],
+                                           choice["summary"][pick]["top1"]["values"])]
+            rule += (f" But `{pick}` is the least uniform only because it starts far from uniform (untrained, a token "
+                     f"listens to {fresh:.1f} tokens, module mean): training made its attention more uniform ({trained:.1f}), and "
+                     + (f"its top-1 is lower than `stable`'s in every seed (by "
+                        f"{' and '.join(f'{-100 * d:.1f}' for d in below)} points)." if max(below) < 0 else
+                        f"its top-1 differs from `stable`'s by {', '.join(f'{100 * d:+.1f}' for d in below)} points "
+                        "per seed.")
+                     + " The rule does not tell sharpness kept from the start from "
+                     "sharpness that training made.")
+    rule += (f" `vt_edu` builds `{pick}` by default." if in_use else
+             f" `vt_edu` still builds `{BASELINE_SETTING}` by default, as the models of this book were trained.")
+    paragraph += rule
+    options = "; ".join(f"`{n}`: " + (", ".join(f"{k}={v}" for k, v in r["options"][n].items()) or "no options, the defaults when recorded")
+                        for n in r["candidates"])
+    return "\n".join(lines) + f"\n\nOptions of `vt_resnet18`: {options}.\n\n" + paragraph
 
 
 if __name__ == "__main__":  # python -m vt_edu.recorded: after re-recording the benchmark

@@ -108,12 +108,14 @@ def layer_norm(x, gamma=None, beta=None, eps=LAYER_NORM_EPSILON):
     return y
 
 
-def self_attention(T, K, Q, W_V=None, num_heads=1, scale=False):
+def self_attention(T, K, Q, W_V=None, num_heads=1, scale=False, logit_scale=None):
     """``softmax_L((T K)(T Q)ᵀ) T [W_V]``, the attention term of Eq. 3.
 
     With ``num_heads = h`` the columns of ``T K``, ``T Q`` and the values are split
     into ``h`` slices of width ``d = C_T / h``; each slice attends on its own and the
-    results are concatenated. ``scale`` divides the logits by ``√d``.
+    results are concatenated. ``scale`` divides the logits by ``√d``. ``logit_scale``
+    (one number per head) makes cosine attention: the logits of head ``j`` are
+    ``logit_scale[j]`` times the cosine of each row of ``T K`` with each row of ``T Q``.
 
     Returns:
         ``(mixed, attention)``: ``(..., L, C_T)`` and ``(..., L, L)`` for one head,
@@ -126,7 +128,13 @@ def self_attention(T, K, Q, W_V=None, num_heads=1, scale=False):
     outputs, maps = [], []
     for j in range(num_heads):
         cols = slice(j * d, (j + 1) * d)
-        logits = TK[..., cols] @ _t(TQ[..., cols])
+        rows_j, cols_j = TK[..., cols], TQ[..., cols]
+        if logit_scale is not None:
+            rows_j = rows_j / np.linalg.norm(rows_j, axis=-1, keepdims=True)
+            cols_j = cols_j / np.linalg.norm(cols_j, axis=-1, keepdims=True)
+        logits = rows_j @ _t(cols_j)
+        if logit_scale is not None:
+            logits = logits * logit_scale[j]
         if scale:
             logits = logits / math.sqrt(d)
         A = softmax(logits, axis=-1)  # over the L keys
@@ -138,13 +146,14 @@ def self_attention(T, K, Q, W_V=None, num_heads=1, scale=False):
 
 
 def transformer(
-    T, K, Q, F1, F2, W_V=None, num_heads=1, scale=False, norm=None, norm1=None, norm2=None
+    T, K, Q, F1, F2, W_V=None, num_heads=1, scale=False, norm=None, norm1=None, norm2=None,
+    logit_scale=None,
 ):
     """Eqs. 3-4: ``T' = T + softmax_L((T K)(T Q)ᵀ) T``; ``T_out = T' + relu(T' F1) F2``.
 
     Args:
         T: ``(..., L, C_T)``. K, Q, F1, F2, W_V: ``(C_T, C_T)``.
-        num_heads, scale: see :func:`self_attention`.
+        num_heads, scale, logit_scale: see :func:`self_attention`.
         norm: ``None``, ``"pre"`` (``T' = T + Attn(LN1(T))``, ``T_out = T' +
             FFN(LN2(T'))``) or ``"post"`` (``T' = LN1(T + Attn(T))``,
             ``T_out = LN2(T' + FFN(T'))``).
@@ -156,7 +165,7 @@ def transformer(
     ln1 = lambda x: layer_norm(x, *(norm1 or (None, None)))  # noqa: E731
     ln2 = lambda x: layer_norm(x, *(norm2 or (None, None)))  # noqa: E731
     mixed, attention = self_attention(
-        ln1(T) if norm == "pre" else T, K, Q, W_V, num_heads, scale
+        ln1(T) if norm == "pre" else T, K, Q, W_V, num_heads, scale, logit_scale
     )
     T_mid = T + mixed  # Eq. 3
     if norm == "post":

@@ -22,6 +22,10 @@ from vt_edu.layers.softmax import float32_matmul, softmax_float32
 LAYER_NORM_EPSILON = 1e-5
 
 NORMS = (None, "pre", "post")
+#: ``cosine_attention``: starting logit scale (Swin Transformer V2's) and its ceiling. The
+#: scale multiplies cosines in [-1, 1], so it alone sets how sharp attention can get.
+INITIAL_LOGIT_SCALE = 10.0
+MAX_LOGIT_SCALE = 100.0
 
 
 @keras.saving.register_keras_serializable(package="vt_edu")
@@ -46,6 +50,13 @@ class TokenTransformer(keras.layers.Layer):
 
     * ``use_value_projection``: ``softmax(...) T_in W_V`` instead of ``... T_in``.
     * ``scale_attention``: logits divided by ``√d`` with ``d = C_T / num_heads``.
+    * ``cosine_attention``: logits ``s · cos(T K, T Q)``, the cosine of each row of
+      ``T K`` with each row of ``T Q`` times a learned scale ``s`` per head (Swin
+      Transformer V2's scaled cosine attention), ``s = exp(log_logit_scale)`` starting at
+      :data:`INITIAL_LOGIT_SCALE` and capped at :data:`MAX_LOGIT_SCALE`. Plain logits are a
+      product of two learned matrices, so small ``K`` and ``Q`` make their gradients small
+      too and attention near uniform stays uniform; cosines do not depend on the size of
+      ``K`` and ``Q``, and ``s`` sets the sharpness directly.
     * ``num_heads = h > 1``: the columns of ``T K``, ``T Q`` and of the values are
       cut into ``h`` consecutive slices of width ``d``; each head attends with its
       own slice and the ``h`` results are concatenated back to ``C_T`` channels.
@@ -58,6 +69,8 @@ class TokenTransformer(keras.layers.Layer):
     Args:
         num_heads: number of heads; must divide ``C_T`` (``ValueError`` at build).
         scale_attention: divide the logits by ``√(C_T / num_heads)``.
+        cosine_attention: learned scale times cosines instead of dot products (cannot be
+            combined with ``scale_attention``).
         use_value_projection: learn ``W_V`` of shape ``(C_T, C_T)``.
         norm: ``None`` (ICCV), ``"pre"`` or ``"post"``.
         kernel_initializer: initializer of ``k``, ``q``, ``f1``, ``f2``, ``w_v``.
@@ -75,7 +88,8 @@ class TokenTransformer(keras.layers.Layer):
 
     Weights:
         ``k``, ``q``, ``f1``, ``f2``: ``(C_T, C_T)``; ``w_v``: ``(C_T, C_T)`` or
-        ``None``; ``norm1``, ``norm2``: ``keras.layers.LayerNormalization`` or ``None``.
+        ``None``; ``log_logit_scale``: ``(num_heads,)`` or ``None``; ``norm1``, ``norm2``:
+        ``keras.layers.LayerNormalization`` or ``None``.
     """
 
     def __init__(
@@ -84,12 +98,19 @@ class TokenTransformer(keras.layers.Layer):
         scale_attention=False,
         use_value_projection=False,
         norm=None,
+        cosine_attention=False,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("TokenTransformer", "num_heads", num_heads)
         self.scale_attention = bool(scale_attention)
+        self.cosine_attention = bool(cosine_attention)
+        if self.scale_attention and self.cosine_attention:
+            raise ValueError(
+                "TokenTransformer: scale_attention and cosine_attention cannot be combined; "
+                "cosine attention learns its own logit scale."
+            )
         self.use_value_projection = bool(use_value_projection)
         if norm not in NORMS:
             raise ValueError(
@@ -97,6 +118,7 @@ class TokenTransformer(keras.layers.Layer):
             )
         self.norm = norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.log_logit_scale = None  # created in build with cosine_attention
         # Created here (not in build) so Keras tracks them for saving from the start.
         self.norm1 = self.norm2 = None
         if norm is not None:
@@ -128,6 +150,13 @@ class TokenTransformer(keras.layers.Layer):
         self.f1 = self._weight("f1", channels)
         self.f2 = self._weight("f2", channels)
         self.w_v = self._weight("w_v", channels) if self.use_value_projection else None
+        if self.cosine_attention:
+            self.log_logit_scale = self.add_weight(
+                name="log_logit_scale",
+                shape=(self.num_heads,),
+                initializer=keras.initializers.Constant(math.log(INITIAL_LOGIT_SCALE)),
+                autocast=False,
+            )
         if self.norm is not None:
             self.norm1.build(input_shape)
             self.norm2.build(input_shape)
@@ -151,7 +180,10 @@ class TokenTransformer(keras.layers.Layer):
         cols = self._split_heads(float32_matmul(tokens, self.q))  # T Q: (B, h, L, d)
         values = tokens if self.w_v is None else ops.matmul(tokens, self.w_v)  # T [W_V]
         values = self._split_heads(values)  # (B, h, L, d)
-        logits = ops.matmul(rows, ops.swapaxes(cols, -1, -2))  # (T K)(T Q)ᵀ: (B, h, L, L)
+        if self.cosine_attention:
+            logits = self._cosines(rows, cols)  # s · cos(T K, T Q): (B, h, L, L)
+        else:
+            logits = ops.matmul(rows, ops.swapaxes(cols, -1, -2))  # (T K)(T Q)ᵀ: (B, h, L, L)
         if self.scale_attention:
             logits = logits * (1.0 / math.sqrt(channels // self.num_heads))  # / √d
         attention = softmax_float32(logits, axis=-1, dtype=tokens.dtype)  # softmax_L over keys
@@ -161,6 +193,20 @@ class TokenTransformer(keras.layers.Layer):
         if self.num_heads == 1:
             attention = ops.squeeze(attention, axis=1)  # the paper's (B, L, L)
         return mixed, attention
+
+    def logit_scale(self):
+        """``s = exp(log_logit_scale)`` capped at :data:`MAX_LOGIT_SCALE`, ``(num_heads,)``;
+        ``None`` without ``cosine_attention``."""
+        if self.log_logit_scale is None:
+            return None
+        return ops.exp(ops.minimum(self.log_logit_scale, math.log(MAX_LOGIT_SCALE)))
+
+    def _cosines(self, rows, cols):
+        """``s · cos``: rows of ``T K`` against rows of ``T Q``, per head, ``(B, h, L, L)``."""
+        rows = rows * ops.rsqrt(ops.sum(ops.square(rows), axis=-1, keepdims=True) + 1e-12)
+        cols = cols * ops.rsqrt(ops.sum(ops.square(cols), axis=-1, keepdims=True) + 1e-12)
+        cosines = ops.matmul(rows, ops.swapaxes(cols, -1, -2))
+        return cosines * ops.reshape(self.logit_scale(), (1, self.num_heads, 1, 1))
 
     def _feed_forward(self, tokens):
         """``relu(T F1) F2``: no biases, no width expansion (Eq. 4)."""
@@ -184,6 +230,7 @@ class TokenTransformer(keras.layers.Layer):
             scale_attention=self.scale_attention,
             use_value_projection=self.use_value_projection,
             norm=self.norm,
+            cosine_attention=self.cosine_attention,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config

@@ -39,7 +39,8 @@ class VTModule(keras.layers.Layer):
         tokenizer: ``"filter"`` (Eq. 1), ``"recurrent"`` (Eq. 2) or ``"pooling"``.
         token_channels: ``C_T``; ``None`` means ``C``. Another width needs
             ``use_value_projection=True``.
-        num_heads, scale_attention, norm: passed to :class:`TokenTransformer`.
+        num_heads, scale_attention, norm, cosine_attention: passed to
+            :class:`TokenTransformer`.
         use_value_projection: value projections ``W_V`` in the tokenizer (not
             pooling, see below), the transformer and the projector (the arXiv variant).
         tokenizer_value_projection: ``W_V`` ``(C, C_T)`` on the tokens; ``None`` means
@@ -92,6 +93,7 @@ class VTModule(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         tokenizer_value_projection=None,
         transformer_value_projection=None,
+        cosine_attention=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -108,6 +110,7 @@ class VTModule(keras.layers.Layer):
         )
         self.num_heads = num_heads
         self.scale_attention = bool(scale_attention)
+        self.cosine_attention = bool(cosine_attention)
         self.use_value_projection = bool(use_value_projection)
         if tokenizer_value_projection is None:
             tokenizer_value_projection = self.use_value_projection and tokenizer != "pooling"
@@ -162,6 +165,7 @@ class VTModule(keras.layers.Layer):
             tokenizer=kind,
             num_heads=transformer.num_heads,
             scale_attention=transformer.scale_attention,
+            cosine_attention=transformer.cosine_attention,
             use_value_projection=projector is not None and projector.w_v is not None,
             tokenizer_value_projection=value is not None or getattr(tokenizer, "w_v", None) is not None,
             transformer_value_projection=transformer.w_v is not None,
@@ -244,6 +248,7 @@ class VTModule(keras.layers.Layer):
             self.num_heads,
             self.scale_attention,
             norm=self.norm,
+            cosine_attention=self.cosine_attention,
             name=f"{self.name}_transformer",
             **{**projection, "use_value_projection": self.transformer_value_projection},
         )
@@ -314,6 +319,7 @@ class VTModule(keras.layers.Layer):
             token_channels=self.token_channels,
             num_heads=self.num_heads,
             scale_attention=self.scale_attention,
+            cosine_attention=self.cosine_attention,
             use_value_projection=self.use_value_projection,
             tokenizer_value_projection=self.tokenizer_value_projection,
             transformer_value_projection=self.transformer_value_projection,

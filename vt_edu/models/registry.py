@@ -96,6 +96,7 @@ MODELS: dict[str, ModelSpec] = {
                 "use_value_projection": "W_V in tokenizers/projectors; default: when C_T != C",
                 "num_heads": "heads of the token transformer (must divide C_T)",
                 "scale_attention": "divide transformer attention logits by sqrt(C_T/heads) (paper: no)",
+                "cosine_attention": "transformer logits = learned scale x cosines (Swin V2; paper: no)",
                 "transformer_norm": "None (paper), 'pre' or 'post' LayerNorm in the token transformer",
                 "head_norm": "'layer' (default), 'batch' or None: norm of the averaged tokens before the classifier",
                 "init": "'stable' (default: identity residual branches, near-uniform attention) or 'paper' (Glorot)",
@@ -209,10 +210,15 @@ def check_options(name: str, options: dict) -> None:
             bad(option, "'layer', 'batch' or None")
         elif option == "transformer_norm" and value not in (None, "pre", "post"):
             bad(option, "None, 'pre' or 'post'")
-        elif option in ("use_projector", "scale_attention") and not isinstance(value, bool):
+        elif option in ("use_projector", "scale_attention", "cosine_attention") and not isinstance(value, bool):
             bad(option, "True or False")
         elif option == "use_value_projection" and value not in (None, True, False):
             bad(option, "True, False or None")
+    if options.get("scale_attention") and options.get("cosine_attention"):
+        raise ModelConfigError(
+            f"model {name!r}: scale_attention=True and cosine_attention=True cannot be combined; "
+            "cosine attention learns its own logit scale."
+        )
 
 
 def create_model(name: str, num_classes: int = 10, input_shape=None, **options):

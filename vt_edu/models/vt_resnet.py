@@ -124,6 +124,7 @@ def build_vt_resnet18(
     use_value_projection: bool | None = None,
     num_heads: int = 1,
     scale_attention: bool = False,
+    cosine_attention: bool = False,
     transformer_norm: str | None = None,
     head_norm: str | None = "layer",
     init: str = "stable",
@@ -152,6 +153,8 @@ def build_vt_resnet18(
         num_heads: heads of the token transformer (must divide ``C_T``).
         scale_attention: divide the transformer's attention logits by ``√(C_T/heads)``
             (standard transformer; the paper does not scale).
+        cosine_attention: the transformer's logits are a learned scale times cosines
+            (see :class:`~vt_edu.layers.TokenTransformer`); not with ``scale_attention``.
         transformer_norm: ``None`` (paper), ``"pre"`` or ``"post"`` LayerNorm in the
             token transformer.
         head_norm: ``"layer"`` (default), ``"batch"`` or ``None``: normalisation of
@@ -202,6 +205,7 @@ def build_vt_resnet18(
             token_channels=token_channels,
             num_heads=num_heads,
             scale_attention=scale_attention,
+            cosine_attention=cosine_attention,
             use_value_projection=use_value_projection,
             tokenizer_value_projection=use_value_projection,
             transformer_value_projection=False,
