@@ -169,8 +169,7 @@ def choose(rows, candidates) -> dict:
                 <= LEARNED_FRACTION * r["trained"][0]["tokens"] for r in ok)
         summary[c] = s
     base = summary[BASELINE]
-    noise = max(s["top1"]["max"] - s["top1"]["min"] for s in (base,) + tuple(
-        v for v in summary.values() if "top1" in v))
+    noise = max(s["top1"]["max"] - s["top1"]["min"] for s in summary.values() if "top1" in s)
     qualified = [c for c, s in summary.items()
                  if not s["diverged_seeds"] and "top1" in s and s["top1"]["mean"] >= base["top1"]["mean"] - noise]
     learners = [c for c in qualified if summary[c]["learned"]]
