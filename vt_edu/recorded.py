@@ -435,19 +435,19 @@ def token_attention_summary(parts: dict) -> str:
              f"top-1 on {r['test_images']:,} test images, the attention measured on {r['analysis_images']:,} of them, "
              f"seeds {', '.join(map(str, r['seeds']))}. In the table, a token *listens to* the effective number of "
              "tokens of its row of the transformer's attention (16 = uniform); values are the mean (min-max) over "
-             "the seeds, and the same model untrained in the last columns.", "",
-             "| setting | top-1 % | listens to, module 1 | module 2 | untrained, module 1 | module 2 |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "the seeds, and the same model untrained in the last column.", "",
+             "| setting | top-1 % | module | listens to | untrained |", "|---|---:|---:|---:|---:|"]
     verdicts = []
     for name in r["candidates"]:
         rows = [x for x in r["rows"] if x["candidate"] == name and not x["diverged"]]
         if not rows:
-            lines.append(f"| {name} | diverged | - | - | - | - |")
+            lines.append(f"| `{name}` | diverged | | | |")
             continue
         modules = range(len(rows[0]["trained"]))
-        cells = ([_range(_listens(rows, "trained", m)) for m in modules]
-                 + [_range(_listens(rows, "fresh", m)) for m in modules])
-        lines.append(f"| `{name}` | {_range(choice['summary'][name]['top1'], 100)} | " + " | ".join(cells) + " |")
+        for m in modules:  # a row per module: six columns do not fit a phone
+            first = f"`{name}` | {_range(choice['summary'][name]['top1'], 100)}" if m == 0 else " | "
+            lines.append(f"| {first} | {m + 1} | {_range(_listens(rows, 'trained', m))} | "
+                         f"{_range(_listens(rows, 'fresh', m))} |")
         trained = sum(_listens(rows, "trained", m)["mean"] for m in modules) / len(modules)
         fresh = sum(_listens(rows, "fresh", m)["mean"] for m in modules) / len(modules)
         verdicts.append((name, trained, fresh))
