@@ -363,20 +363,6 @@ def tracking_statistics(model, sets, mean, std, canvas_size) -> dict:
     return result
 
 
-def fresh_model(run_dir):
-    """The untrained model of a run folder: its ``config.json``'s model and options, built
-    after ``keras.utils.set_random_seed(seed)`` as training builds it (the same initial
-    weights on the same backend), the baseline that tells what training changed."""
-    import keras
-
-    from vt_edu.models import create_model
-
-    config = json.loads((Path(run_dir) / "config.json").read_text())
-    keras.utils.set_random_seed(config["seed"])
-    return create_model(config["model"], num_classes=config["data"]["num_classes"],
-                        input_shape=tuple(config["data"]["image_shape"]), **config["model_options"])
-
-
 def token_statistics(model, images, masks, sets, mean, std, canvas_size) -> dict:
     """``{level: statistics}`` of one VT-FPN: :func:`level_statistics` on ``images`` against
     ``masks``, with the :func:`tracking_statistics` on ``sets`` under ``"tracking"``."""
@@ -406,6 +392,7 @@ def run_tokens(args, scenes, out):
 
     import vt_edu.models  # noqa: F401 - registers the layers that model.keras names
     from vt_edu.data import channel_stats
+    from vt_edu.training.run_folder import RunFolder
 
     sets = shifted_scenes(args, len(scenes.class_names))
     mean, std = channel_stats(scenes.train.scenes)
@@ -419,7 +406,7 @@ def run_tokens(args, scenes, out):
         # The fresh model is the baseline: random tokenizer filters already favour objects (a
         # ratio above 1), so only the distance from it is what training did.
         models = {"trained": keras.models.load_model(run_dir / "model.keras", compile=False),
-                  "fresh": fresh_model(run_dir)}
+                  "fresh": RunFolder(run_dir).untrained_model()}
         stats = {which: token_statistics(model, images, masks, sets, mean, std, args.canvas_size)
                  for which, model in models.items()}
         for level in stats["trained"]:

@@ -121,23 +121,12 @@ def attention_statistics(model, images) -> list:
     return stats
 
 
-def fresh_model(run_dir):
-    """The run's model untrained, built as training builds it (same seed, same options)."""
-    import keras
-
-    from vt_edu.models import create_model
-
-    config = json.loads((Path(run_dir) / "config.json").read_text())
-    keras.utils.set_random_seed(config["seed"])
-    return create_model(config["model"], num_classes=config["data"]["num_classes"],
-                        input_shape=tuple(config["data"]["image_shape"]), **config["model_options"])
-
-
 def run_candidate(name, seed, args, out, data, images) -> dict:
     import keras
 
     import vt_edu.models  # noqa: F401 - registers the layers that model.keras names
     from vt_edu.training import RunConfig, TrainingError, train
+    from vt_edu.training.run_folder import RunFolder
 
     options, _ = CANDIDATES[name]
     run_dir = out / "runs" / f"{name}-s{seed}"
@@ -154,7 +143,7 @@ def run_candidate(name, seed, args, out, data, images) -> dict:
             "epochs": metrics["epochs_completed"]}
     trained = keras.models.load_model(run_dir / "model.keras", compile=False)
     row["trained"] = attention_statistics(trained, images)
-    row["fresh"] = attention_statistics(fresh_model(run_dir), images)
+    row["fresh"] = attention_statistics(RunFolder(run_dir).untrained_model(), images)
     return row
 
 

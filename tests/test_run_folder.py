@@ -179,3 +179,23 @@ def test_leftovers_of_a_killed_writer_are_ignored(tmp_path):
     _same_history(whole.history, resumed.history)
     assert sorted(p.name for p in run.iterdir()) == [
         "best.weights.h5", "config.json", "history.csv", "metrics.json", "model.keras"]
+
+
+def test_the_untrained_model_of_a_run_has_the_weights_training_started_from(tmp_path):
+    # A VT-ResNet (its options in config.json) whose initial weights a callback records.
+    start = {}
+
+    class Initial(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            start.update({w.path: np.array(w.numpy()) for w in self.model.weights})
+
+    settings = dict(TINY, model_name="vt_resnet18", width=0.125, model_options={"num_tokens": 4})
+    train(epochs=1, run_dir=tmp_path / "run", callbacks=[Initial()], **settings)
+    untrained = RunFolder(tmp_path / "run").untrained_model()
+    trained = keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)
+    assert untrained.get_layer("vt_m1_tokenizer").num_tokens == 4
+    assert {w.path for w in untrained.weights} == set(start)
+    assert all(np.array_equal(w.numpy(), start[w.path]) for w in untrained.weights)
+    assert not all(np.array_equal(w.numpy(), start[w.path]) for w in trained.weights)  # training moved them
+    with pytest.raises(TrainingError, match="holds no run"):
+        RunFolder(tmp_path / "empty").untrained_model()

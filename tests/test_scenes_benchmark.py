@@ -115,29 +115,6 @@ def test_tracking_statistics_tells_a_token_that_follows_the_object_from_one_that
     assert level["mask_correlation_by_token"][0] == pytest.approx(1.0)
 
 
-def test_fresh_model_rebuilds_a_runs_initial_weights_from_its_config(tmp_path):
-    import keras
-
-    from vt_edu.models import create_model
-
-    options = {"width": 0.25, "num_tokens": 4}
-    config = {"model": "vt_fpn", "model_options": options, "seed": 3,
-              "data": {"num_classes": 3, "image_shape": [64, 64, 3]}}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    fresh = _bench().fresh_model(tmp_path)
-    assert fresh.output_shape == (None, 64, 64, 3)
-    keras.utils.set_random_seed(3)
-    same = create_model("vt_fpn", num_classes=3, input_shape=(64, 64, 3), **options)
-    keras.utils.set_random_seed(4)
-    other = create_model("vt_fpn", num_classes=3, input_shape=(64, 64, 3), **options)
-    kernels = [(w.path, w.numpy()) for w in fresh.weights if w.path.endswith("kernel")]
-    assert kernels and len(fresh.weights) == len(same.weights)
-    by_path = {w.path: w.numpy() for w in same.weights}
-    assert all(np.array_equal(value, by_path[path]) for path, value in kernels)
-    other_by_path = {w.path: w.numpy() for w in other.weights}
-    assert not all(np.array_equal(value, other_by_path[path]) for path, value in kernels)
-
-
 def test_report_sets_each_token_level_beside_the_fresh_model(tmp_path):
     bench = _bench()
     fresh = {"foreground_ratio": bench.spread([1.10, 1.12]), "tracking_slope": bench.spread([0.30, 0.40])}

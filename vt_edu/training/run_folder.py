@@ -285,6 +285,26 @@ class RunFolder:
             )
         return config
 
+    def untrained_model(self):
+        """The run's model as training built it, before any step: the model and options of
+        ``config.json``, built after ``keras.utils.set_random_seed(seed)`` as training does
+        (the same initial weights on the same backend, in float32). The baseline that tells
+        what training changed.
+
+        Raises:
+            TrainingError: the folder holds no run (no ``config.json``) or not a run's.
+        """
+        import keras
+
+        from vt_edu.models import create_model
+
+        config = self.read_config()
+        if config is None:
+            raise TrainingError(f"{str(self.path)!r} holds no run (no {CONFIG}).")
+        keras.utils.set_random_seed(config["seed"])
+        return create_model(config["model"], num_classes=config["data"]["num_classes"],
+                            input_shape=tuple(config["data"]["image_shape"]), **config["model_options"])
+
     def _entries(self) -> list:
         return sorted(p.name for p in self.path.iterdir() if not p.name.startswith(TMP_PREFIX))
 
