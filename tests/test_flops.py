@@ -130,10 +130,11 @@ def test_vt_resnet18_reproduces_table2_and_the_gap_is_explained(imagenet_tables)
     assert vt_part == {"macs": ours["macs"], "trainable_params": ours["params"]}
     # ... and has 13.58 M parameters, 16 % more than the paper's 11.7 M. The excess is
     # K and Q: the paper's are (C_T, C_T/2), ours (the vt_edu.layers transformer) square.
-    assert vt18.trainable_params == 13_576_744 + 2 * 1024  # + the head LayerNorm (ours)
+    # + the head LayerNorm and the two modules' learned logit scales (ours)
+    assert vt18.trainable_params == 13_576_744 + 2 * 1024 + 2
     base = r18.trainable_params - r18.stages()["stage4"]["trainable_params"] - r18.stages()["head"]["trainable_params"]
-    half = vt_stage_counts(key_channels=512, head_norm=False)  # the paper's K, Q; no head norm
-    assert ours["params"] - half["params"] == 2 * 2 * 1024 * 512 + 2 * 1024
+    half = vt_stage_counts(key_channels=512, head_norm=False, cosine_attention=False)  # the paper's transformer
+    assert ours["params"] - half["params"] == 2 * 2 * 1024 * 512 + 2 * 1024 + 2
     assert ours["macs"] - half["macs"] == 2 * (2 * 16 * 1024 * 512 + 16 * 16 * 512)
     paper_macs = r18.total_macs - r18.stages()["stage4"]["macs"] - r18.stages()["head"]["macs"] + half["macs"]
     assert abs((base + half["params"]) / paper["params"] - 1) < 0.02  # 11.48 M vs 11.7 M

@@ -116,10 +116,12 @@ def test_vt_resnet18_replaces_stage4_with_two_vt_modules():
         dict(tokenizer="pooling", num_tokens=4),
         dict(num_modules=3, num_heads=2, token_channels=64),
         dict(token_channels=32, use_value_projection=False, dropout=0.2, stochastic_depth=0.8),
-        dict(init="paper", head_norm=None, scale_attention=True, transformer_norm="pre"),
-        dict(cosine_attention=True, num_heads=2),
+        dict(init="paper", head_norm=None, scale_attention=True, cosine_attention=False, transformer_norm="pre"),
+        dict(cosine_attention=False),
+        dict(num_heads=2),
     ],
-    ids=["filter-noproj", "pooling", "3modules-2heads", "no-value-projection", "paper-init", "cosine"],
+    ids=["filter-noproj", "pooling", "3modules-2heads", "no-value-projection", "paper-init", "plain-logits",
+         "cosine-2heads"],
 )
 def test_vt_resnet18_variants_run(options):
     model = create_model("vt_resnet18", width=0.125, **options)
@@ -139,8 +141,21 @@ def test_vt_resnet18_stable_init_starts_residual_branches_at_identity():
     assert stable.get_layer("head_norm") is not None
     with pytest.raises(ModelConfigError, match="init='glorot'"):
         create_model("vt_resnet18", init="glorot")
-    with pytest.raises(ModelConfigError, match="cannot be combined"):
+    with pytest.raises(ModelConfigError, match="cannot be combined;"):
         create_model("vt_resnet18", scale_attention=True, cosine_attention=True)
+
+
+def test_vt_resnet18_learns_a_logit_scale_by_default_and_plain_logits_on_request():
+    # results/token-attention: cosine logits are the default because plain ones stayed uniform.
+    default = create_model("vt_resnet18", width=0.125)
+    plain = create_model("vt_resnet18", width=0.125, cosine_attention=False)
+    for m in (1, 2):
+        assert np.allclose(default.get_layer(f"vt_m{m}_transformer").logit_scale(), 10.0)
+        assert plain.get_layer(f"vt_m{m}_transformer").logit_scale() is None
+    # scaled dot products need the paper's plain logits, and the error says the default is why
+    with pytest.raises(ModelConfigError, match=r"\(cosine_attention=True is the default\).*cosine_attention=False"):
+        create_model("vt_resnet18", scale_attention=True)
+    create_model("vt_resnet18", width=0.125, scale_attention=True, cosine_attention=False)
 
 
 def test_vit_has_64_patch_tokens_and_both_poolings():

@@ -95,8 +95,9 @@ def test_a_finished_run_of_the_demo_configuration_exports_as_the_demo_model(tiny
 
     source, _ = tiny_cifar.image_folder(per_class=(3, 1))
     monkeypatch.setenv("VT_EDU_DATA", str(source))
+    options = {k: v for k, v in pretrained.MODEL_OPTIONS.items() if k != "width"}
     run = train("vt_resnet18", "cifar10", recipe="fast", epochs=1, batch_size=10, width=0.25,
-                run_dir=tmp_path / "run", verbose=0)
+                model_options=options, run_dir=tmp_path / "run", verbose=0)
     demo = pretrained.export_run(run.run_dir, tmp_path / "weights")
     assert "exported from" in demo.origin and demo.test_accuracy == pytest.approx(run.metrics["top1"])
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")

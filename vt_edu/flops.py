@@ -170,6 +170,7 @@ def vt_stage_counts(
     key_channels: int | None = None,
     projector_after_last: bool = False,
     head_norm: bool = True,
+    cosine_attention: bool = True,
 ) -> dict:
     """MACs and parameters of VT-ResNet's VT stage plus its token classifier, on paper.
 
@@ -178,7 +179,10 @@ def vt_stage_counts(
     knobs the Keras layers do not have, to explain the gap to the paper:
     ``key_channels`` (width of ``K`` and ``Q``; the arXiv paper's ``C_T/2``) and
     ``projector_after_last``. ``head_norm`` adds the 2·C_T parameters of the
-    LayerNorm before the classifier (our default; not in the paper).
+    LayerNorm before the classifier (our default; not in the paper), and
+    ``cosine_attention`` the learned logit scale of each module's one-head transformer
+    (one parameter each; our default, not in the paper; its normalisation of ``L x C_T``
+    keys and queries is not counted as MACs, as the Keras count does not).
 
     Returns:
         ``{"macs": int, "params": int}`` (trainable parameters: weights, the
@@ -194,7 +198,7 @@ def vt_stage_counts(
             macs += recurrent_tokenizer_macs(hw, c, l, c_t, c_t)
             params += c_t * c + c * c_t
         macs += transformer_macs(l, c_t, key_channels=d)
-        params += 2 * c_t * d + 2 * c_t * c_t
+        params += 2 * c_t * d + 2 * c_t * c_t + (1 if cosine_attention else 0)
         if m < num_modules - 1 or projector_after_last:
             macs += projector_macs(hw, c, l, c_t, value_projection=True)
             params += c * c + 2 * c_t * c

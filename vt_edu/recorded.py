@@ -461,29 +461,19 @@ def token_attention_summary(parts: dict) -> str:
     paragraph = ("; ".join(text) + " (module mean, seeds averaged, a change of more than half a token). ") if text else ""
     pick = choice["default"]
     defaults = MODELS["vt_resnet18"].defaults
-    in_use = all(defaults.get(k) == v for k, v in r["options"][pick].items())
+    built = [n for n in r["candidates"] if all(defaults.get(k) == v for k, v in r["options"][n].items())]
+    margin = choice.get("learned_margin")
     rule = (f"The rule fixed before the runs keeps a setting with no diverged seed and a top-1 at most the seed "
-            f"spread ({100 * choice['seed_noise_top1']:.1f} points) below `stable`'s, and among those whose trained "
-            f"tokens listen to at most {choice.get('learned_fraction', 0.9):.0%} of the tokens in every seed takes "
-            "the least uniform. ")
+            f"spread ({100 * choice['seed_noise_top1']:.1f} points) below `{BASELINE_SETTING}`'s, and among those "
+            f"whose trained tokens listen, in every seed, to at most {choice['learned_fraction']:.0%} of the tokens"
+            + (f" and to at least {margin:g} fewer than the same model untrained" if margin else "")
+            + " takes the least uniform. ")
     if not choice["attention_learned"]:
-        rule += "No setting passed, so the default stays `stable`."
+        rule += f"No setting passed, so the default stays `{BASELINE_SETTING}`."
     else:
         rule += f"Passed: {', '.join(f'`{n}`' for n in choice['attention_learned'])}; the rule picks `{pick}`."
-        if pick in flattened:  # sharp only because it started sharper: not attention that training taught
-            trained, fresh = next((t, f) for n, t, f in verdicts if n == pick)
-            below = [b - a for a, b in zip(choice["summary"][BASELINE_SETTING]["top1"]["values"],
-                                           choice["summary"][pick]["top1"]["values"])]
-            rule += (f" But `{pick}` is the least uniform only because it starts far from uniform (untrained, a token "
-                     f"listens to {fresh:.1f} tokens, module mean): training made its attention more uniform ({trained:.1f}), and "
-                     + (f"its top-1 is lower than `stable`'s in every seed (by "
-                        f"{' and '.join(f'{-100 * d:.1f}' for d in below)} points)." if max(below) < 0 else
-                        f"its top-1 differs from `stable`'s by {', '.join(f'{100 * d:+.1f}' for d in below)} points "
-                        "per seed.")
-                     + " The rule does not tell sharpness kept from the start from "
-                     "sharpness that training made.")
-    rule += (f" `vt_edu` builds `{pick}` by default." if in_use else
-             f" `vt_edu` still builds `{BASELINE_SETTING}` by default, as the models of this book were trained.")
+    rule += (f" `vt_edu` builds `{pick}` by default." if built == [pick] else
+             f" `vt_edu` builds {f'`{built[0]}`' if built else 'none of these settings'} by default, not `{pick}`.")
     paragraph += rule
     options = "; ".join(f"`{n}`: " + (", ".join(f"{k}={v}" for k, v in r["options"][n].items()) or "no options, the defaults when recorded")
                         for n in r["candidates"])

@@ -96,10 +96,10 @@ MODELS: dict[str, ModelSpec] = {
                 "use_value_projection": "W_V in tokenizers/projectors; default: when C_T != C",
                 "num_heads": "heads of the token transformer (must divide C_T)",
                 "scale_attention": "divide transformer attention logits by sqrt(C_T/heads) (paper: no)",
-                "cosine_attention": "transformer logits = learned scale x cosines (Swin V2; paper: no)",
+                "cosine_attention": "transformer logits = learned scale x cosines (default; Swin V2; paper: no)",
                 "transformer_norm": "None (paper), 'pre' or 'post' LayerNorm in the token transformer",
                 "head_norm": "'layer' (default), 'batch' or None: norm of the averaged tokens before the classifier",
-                "init": "'stable' (default: identity residual branches, near-uniform attention) or 'paper' (Glorot)",
+                "init": "'stable' (default: identity residual branches, small attention logits) or 'paper' (Glorot)",
                 "stochastic_depth": "survival probability of the last ResNet block (VT modules are not dropped)",
             },
         ),
@@ -214,10 +214,12 @@ def check_options(name: str, options: dict) -> None:
             bad(option, "True or False")
         elif option == "use_value_projection" and value not in (None, True, False):
             bad(option, "True, False or None")
-    if options.get("scale_attention") and options.get("cosine_attention"):
+    chosen = {**spec.defaults, **options}
+    if chosen.get("scale_attention") and chosen.get("cosine_attention"):
+        default = "" if "cosine_attention" in options else " (cosine_attention=True is the default)"
         raise ModelConfigError(
-            f"model {name!r}: scale_attention=True and cosine_attention=True cannot be combined; "
-            "cosine attention learns its own logit scale."
+            f"model {name!r}: scale_attention=True and cosine_attention=True cannot be combined{default}; "
+            "cosine attention learns its own logit scale. Pass cosine_attention=False for scaled dot products."
         )
 
 
