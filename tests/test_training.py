@@ -361,11 +361,13 @@ def test_budget_stop_rule_does_not_predict_from_the_tracing_batch(tmp_path, monk
                 return batch + 1, logger.elapsed()
         raise AssertionError("the budget never stopped the run")
 
-    # Ordinary batches predict the next one: the run goes on to within one batch of 12 s
-    # (had the 5 s batch predicted the next 20, it would have stopped near 7 s).
+    # Ordinary batches predict the next one (times the safety factor): the run goes on to
+    # within 1.5 batches of 12 s, stopping at 11.6 s, where 11.6 s + 1.5 x 0.3 s would
+    # cross it (had the 5 s batch predicted the next 20, it would have stopped near 7 s).
     batches, seconds = run_until_stop(first=5.0)
-    assert 12.0 - 0.3 - 1e-9 <= seconds <= 12.0, (batches, seconds)
-    # With only the first batch known, it is the prediction: 7 s + 7 s would cross 12 s.
+    assert seconds == pytest.approx(11.6) and 12.0 - 1.5 * 0.3 <= seconds <= 12.0, (batches, seconds)
+    # With only the first batch known, it is the prediction (no factor: it already traced the
+    # graph): 7 s + 7 s would cross 12 s.
     assert run_until_stop(first=7.0) == (1, pytest.approx(7.0))
 
 

@@ -23,9 +23,9 @@ A loss that becomes NaN, or that diverges (above ``100 * ln(classes)``, see
 :class:`TrainingError` naming the learning rate.
 
 Time budgets: with ``time_budget_minutes`` a run stops before a batch that would end past
-the budget (it predicts that batch's time from the slowest of the last
-``BUDGET_LOOKBACK`` batches, leaving out a session's first batch, which also traces the
-graph), so its training time stays inside the budget; the epoch
+the budget (it predicts that batch's time as ``BUDGET_SAFETY`` (1.5) times the slowest of
+the last ``BUDGET_LOOKBACK`` batches, leaving out a session's first batch, which also traces
+the graph), so its training time stays inside the budget; the epoch
 in progress is then validated and counted. With ``schedule_clock="time"`` the
 learning-rate schedule also runs on the training clock instead of the step count (see
 :class:`RunConfig`), so a cosine reaches its end exactly when the budget does, however fast
