@@ -332,7 +332,11 @@ def test_token_attention_summary_states_the_recorded_rows_and_the_rule():
     text = recorded.token_attention_summary(parts)
     result = parts["token_attention"]["result"]
     for name in result["candidates"]:
-        assert f"| `{name}` |" in text
+        runs = [r for r in result["rows"] if r["candidate"] == name]
+        values = [r["trained"][0]["effective_tokens"] for r in runs]
+        half = (max(values) - min(values)) / 2
+        # module 1's row: the mean and half the range over the seeds
+        assert f"| `{name}`, 1 | " in text and f"| {sum(values) / len(values):.1f}±{half:.1f} |" in text
     assert f"the rule picks `{result['choice']['default']}`" in text or "No setting passed" in text
     # No setting passes: the default stays, and the text says so.
     nothing = copy.deepcopy(parts)

@@ -411,8 +411,9 @@ def _listens(rows, which: str, module: int) -> dict:
 
 
 def _range(s, scale: float = 1.0, digits: int = 1) -> str:
-    """``mean (min-max)``: a spread over seeds short enough for a table cell on a phone."""
-    return f"{scale * s['mean']:.{digits}f} ({scale * s['min']:.{digits}f}-{scale * s['max']:.{digits}f})"
+    """``mean±h``, ``h`` half the range (max - min) over the seeds: a spread short enough for
+    a table cell on a phone (with two seeds, exactly the interval from min to max)."""
+    return f"{scale * s['mean']:.{digits}f}±{scale * (s['max'] - s['min']) / 2:.{digits}f}"
 
 
 def token_attention_summary(parts: dict) -> str:
@@ -434,19 +435,19 @@ def token_attention_summary(parts: dict) -> str:
              f"with the {r['recipe']} recipe for {r['epochs']} epochs on {r['train_images']:,} training images, "
              f"top-1 on {r['test_images']:,} test images, the attention measured on {r['analysis_images']:,} of them, "
              f"seeds {', '.join(map(str, r['seeds']))}. In the table, a token *listens to* the effective number of "
-             "tokens of its row of the transformer's attention (16 = uniform); values are the mean (min-max) over "
-             "the seeds, and the same model untrained in the last column.", "",
-             "| setting | top-1 % | module | listens to | untrained |", "|---|---:|---:|---:|---:|"]
+             "tokens of its row of the transformer's attention (16 = uniform), after training and in the same model "
+             "untrained; values are the mean ± half the range over the seeds.", "",
+             "| setting, module | top-1 % | listens to | untrained |", "|---|---:|---:|---:|"]
     verdicts = []
     for name in r["candidates"]:
         rows = [x for x in r["rows"] if x["candidate"] == name and not x["diverged"]]
         if not rows:
-            lines.append(f"| `{name}` | diverged | | | |")
+            lines.append(f"| `{name}` | diverged | | |")
             continue
         modules = range(len(rows[0]["trained"]))
-        for m in modules:  # a row per module: six columns do not fit a phone
-            first = f"`{name}` | {_range(choice['summary'][name]['top1'], 100)}" if m == 0 else " | "
-            lines.append(f"| {first} | {m + 1} | {_range(_listens(rows, 'trained', m))} | "
+        for m in modules:  # a row per module: a column per module does not fit a phone
+            top1 = _range(choice["summary"][name]["top1"], 100) if m == 0 else ""
+            lines.append(f"| `{name}`, {m + 1} | {top1} | {_range(_listens(rows, 'trained', m))} | "
                          f"{_range(_listens(rows, 'fresh', m))} |")
         trained = sum(_listens(rows, "trained", m)["mean"] for m in modules) / len(modules)
         fresh = sum(_listens(rows, "fresh", m)["mean"] for m in modules) / len(modules)
