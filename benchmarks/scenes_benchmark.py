@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
+
+from vt_edu.recorded import spread
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("segmentation", "classification", "tokens")
@@ -110,12 +111,6 @@ def load_scene_data(args):
 
 
 # ------------------------------------------------------------------------- numbers
-def spread(values) -> dict:
-    """Values (one per seed, or per round of a timing) with their mean, min and max."""
-    values = [float(v) for v in values]
-    return {"values": values, "mean": statistics.fmean(values), "min": min(values), "max": max(values)}
-
-
 def difference(rows_a, rows_b, key) -> dict:
     """``b - a`` for ``key``: per seed (the rows are pairs of the same seed) with min/max,
     and each model's values, so that a difference is never read without the seed spread."""

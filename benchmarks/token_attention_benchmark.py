@@ -43,6 +43,8 @@ import sys
 import time
 from pathlib import Path
 
+from vt_edu.recorded import spread
+
 #: name -> (vt_resnet18 options, what it changes). Every option that tells the candidates
 #: apart is spelled out, so a name means the same model whatever the library's defaults are.
 CANDIDATES = {
@@ -89,11 +91,6 @@ def parse_args(argv=None):
     if BASELINE not in args.candidate_list:
         p.error(f"the candidates must include {BASELINE!r}, the default every other is compared with")
     return args
-
-
-def spread(values) -> dict:
-    values = [float(v) for v in values]
-    return {"values": values, "mean": statistics.fmean(values), "min": min(values), "max": max(values)}
 
 
 def attention_statistics(model, images) -> list:

@@ -109,6 +109,16 @@ def packaged_files(results_dir, name: str | None = None) -> list:
     return sorted(files)
 
 
+def spread(values) -> dict:
+    """Values (one per seed, or per round of a timing) as the benchmarks record them.
+
+    Returns:
+        ``{"values": [...], "mean": m, "min": lo, "max": hi}`` (floats).
+    """
+    values = [float(v) for v in values]
+    return {"values": values, "mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
 def copy_to_package(results_dir) -> list:
     """Replace :data:`PACKAGED_RESULTS` by a copy of :func:`packaged_files` of ``results_dir``.
 
@@ -405,9 +415,8 @@ def scenes_summary(parts: dict) -> str:
 
 # ------------------------------------------------------------ results/token-attention
 def _listens(rows, which: str, module: int) -> dict:
-    """Effective number of tokens of ``module`` over the rows (seeds), as a spread."""
-    values = [r[which][module]["effective_tokens"] for r in rows]
-    return {"values": values, "mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+    """Effective number of tokens of ``module`` over the rows (seeds), as a :func:`spread`."""
+    return spread(r[which][module]["effective_tokens"] for r in rows)
 
 
 def _range(s, scale: float = 1.0, digits: int = 1) -> str:
