@@ -444,9 +444,9 @@ def token_attention_summary(parts: dict) -> str:
              f"with the {r['recipe']} recipe for {r['epochs']} epochs on {r['train_images']:,} training images, "
              f"top-1 on {r['test_images']:,} test images, the attention measured on {r['analysis_images']:,} of them, "
              f"seeds {', '.join(map(str, r['seeds']))}. In the table, a token *listens to* the effective number of "
-             "tokens of its row of the transformer's attention (16 = uniform), after training and in the same model "
-             "untrained; values are the mean ± half the range over the seeds.", "",
-             "| setting, module | top-1 % | listens to | untrained |", "|---|---:|---:|---:|"]
+             "tokens of its row of the transformer's attention (16 = uniform), after training and before it (the same "
+             "model untrained); values are the mean ± half the range over the seeds.", "",
+             "| setting, module | top-1 % | after training | before training |", "|---|---:|---:|---:|"]
     verdicts = []
     for name in r["candidates"]:
         rows = [x for x in r["rows"] if x["candidate"] == name and not x["diverged"]]
