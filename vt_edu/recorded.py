@@ -458,9 +458,8 @@ def token_attention_summary(parts: dict) -> str:
             top1 = _range(choice["summary"][name]["top1"], 100) if m == 0 else ""
             lines.append(f"| `{name}`, {m + 1} | {top1} | {_range(_listens(rows, 'trained', m))} | "
                          f"{_range(_listens(rows, 'fresh', m))} |")
-        trained = sum(_listens(rows, "trained", m)["mean"] for m in modules) / len(modules)
-        fresh = sum(_listens(rows, "fresh", m)["mean"] for m in modules) / len(modules)
-        verdicts.append((name, trained, fresh))
+        summary = choice["summary"][name]  # module means, over the seeds: the benchmark's own
+        verdicts.append((name, summary["effective_tokens"]["mean"], summary["fresh_effective_tokens"]["mean"]))
     flattened = [n for n, t, f in verdicts if t > f + 0.5]
     sharpened = [n for n, t, f in verdicts if t < f - 0.5]
     text = []
