@@ -25,8 +25,8 @@ from all part files present.
 
 Speed is a ratio measured side by side: besides the images/s of every run, parts 1 and 2
 time training steps of both models in alternation (A B, B A, ... for ``--speed-rounds``
-rounds of ``--speed-steps`` steps on the same batches), so both see the same machine; the
-per-round ratios give their spread. Every difference in a summary comes with the value
+rounds of ``--speed-steps`` steps on the same batches; :mod:`vt_edu.training.speed`), so
+both see the same machine; the per-round ratios give their spread. Every difference in a summary comes with the value
 of each seed (and its min/max).
 
 Interrupted benchmarks resume: run folders under ``<out>/runs`` continue from their last
@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 from vt_edu.recorded import spread
+from vt_edu.training.speed import alternating_speed, keras_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("segmentation", "classification", "tokens")
@@ -123,43 +124,6 @@ def ratio(rows_a, rows_b, key) -> dict:
     return spread(b[key] / a[key] for a, b in zip(rows_a, rows_b))
 
 
-def alternating_speed(models: dict, x, y, batch_size: int, rounds: int, steps: int) -> dict:
-    """Training images/s of two compiled models timed in alternation on the same batches.
-
-    Round ``r`` times ``steps`` ``train_on_batch`` calls of the first model then of the
-    second (the second then the first in odd rounds), after two warm-up steps each; both
-    models thus share the machine's state of the moment, and the ratio of each round is a
-    side-by-side measurement. It times the training step alone (normalised batches, no
-    augmentation or batch preparation, which both models share).
-
-    Args:
-        models: ``{name: compiled keras.Model}``, two of them (A, B).
-        x, y: training inputs and targets, at least ``batch_size`` of them (batches cycle).
-        batch_size, rounds, steps: see above.
-
-    Returns:
-        ``{"images_per_second": {name: spread}, "ratio_b_to_a": spread}`` (B's images/s over A's, per round).
-    """
-    names = list(models)
-    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
-    if len(names) != 2 or not batches:
-        raise ValueError(f"two models and at least {batch_size} images are needed, got {names} and {len(x)}.")
-    for model in models.values():
-        for i in range(2):
-            model.train_on_batch(*batches[i % len(batches)])
-    speeds = {name: [] for name in names}
-    for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            t0 = time.perf_counter()
-            for i in range(steps):
-                models[name].train_on_batch(*batches[i % len(batches)])
-            speeds[name].append(batch_size * steps / (time.perf_counter() - t0))
-    a, b = names
-    return {"images_per_second": {name: spread(v) for name, v in speeds.items()},
-            "ratio_b_to_a": spread(sb / sa for sa, sb in zip(speeds[a], speeds[b])),
-            "rounds": rounds, "steps": steps, "batch_size": batch_size}
-
-
 def compiled(model_name, args, num_classes, input_shape, steps_per_epoch, task):
     """A fresh model compiled as ``train()`` compiles it (for the speed probe)."""
     import inspect
@@ -212,7 +176,7 @@ def train_pairs(part, args, out, fields, *, scenes=None, data=None):
 
 
 def probe(part, args, x, y, num_classes):
-    """:func:`alternating_speed` of the part's two models on the first training images."""
+    """:func:`vt_edu.training.speed.alternating_speed` of the part's two models on the first training images."""
     from vt_edu.data import channel_stats, normalize
     from vt_edu.training.recipes import get_recipe
 
@@ -221,8 +185,10 @@ def probe(part, args, x, y, num_classes):
     images = normalize(x[:n], *channel_stats(x))
     models = {name: compiled(name, args, num_classes, tuple(x.shape[1:]), len(x) // batch_size, part)
               for name in PAIRS[part]}
-    speed = alternating_speed(models, images, y[:n], batch_size, args.speed_rounds, args.speed_steps)
     a, b = PAIRS[part]
+    speed = alternating_speed({name: keras_steps(model, images, y[:n], batch_size) for name, model in models.items()},
+                              batch_size, args.speed_rounds, args.speed_steps)
+    speed["ratio_b_to_a"] = speed.pop("ratio_to_first")[b]
     r = speed["ratio_b_to_a"]
     print(f"[{part}] alternating probe: {b} / {a} images/s = {r['mean']:.3f} (rounds {r['min']:.3f} to "
           f"{r['max']:.3f})", flush=True)

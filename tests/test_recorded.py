@@ -344,3 +344,70 @@ def test_token_attention_summary_states_the_recorded_rows_and_the_rule():
     text = recorded.token_attention_summary(nothing)
     assert "No setting passed, so the default stays `stable`." in text and "picks" not in text
     assert recorded.token_attention_summary({}) == "The token attention benchmark is not recorded in this copy of the book."
+
+
+# ------------------------------------------------------------------ results/matched
+def _matched_row(model, seed, top1, matched=True, macs=35e6, params=7e5):
+    return {"model": model, "seed": seed, "recipe": "fast" if matched else "seed",
+            "recipe_changes": {"clip_norm": 5.0} if matched else {}, "epochs_completed": 20 if matched else 10,
+            "matched": matched, "top1": top1, "top1_flip_tta": top1 + 0.01, "top5": 0.99, "params": params,
+            "macs": macs, "run_dir": f"results/matched/runs/{model}-s{seed}", "provenance": PROVENANCE}
+
+
+def _matched(vt=(0.851, 0.853), resnet=(0.84, 0.855), speed=True):
+    rows = [_matched_row("resnet18", s, v) for s, v in enumerate(resnet)]
+    rows += [_matched_row("vt_resnet18", s, v, macs=37e6, params=7.9e5) for s, v in enumerate(vt)]
+    rows += [_matched_row("students-cnn", s, v, matched=False, macs=4.5e6) for s, v in enumerate((0.70, 0.71))]
+    record = {"part": "matched", "rows": rows}
+    if speed:
+        record["speed"] = {"reference": "resnet18", "ratio_to_first": {"vt_resnet18": {"values": [0.8, 0.5]}}}
+    return record
+
+
+def test_matched_results_gather_the_seeds_of_each_model_in_the_chapters_order():
+    from vt_edu.recorded import matched_results
+
+    results = matched_results(_matched())
+    assert list(results) == ["students-cnn", "resnet18", "vt_resnet18"]
+    vt = results["vt_resnet18"]
+    assert vt["seeds"] == [0, 1] and vt["top1"]["values"] == [0.851, 0.853] and vt["recipe"] == "fast, clip_norm=5"
+    assert vt["time_per_image"]["values"] == pytest.approx([1.25, 2.0])  # 1 / images-per-second ratio, per round
+    assert results["resnet18"]["time_per_image"]["values"] == [1.0]
+    assert results["students-cnn"]["time_per_image"] is None
+
+
+def test_a_difference_inside_the_seed_spread_is_not_distinguishable():
+    from vt_edu.recorded import compare_seeds, matched_results, matched_summary
+
+    results = matched_results(_matched())
+    c = compare_seeds(results["resnet18"], results["vt_resnet18"])
+    assert c["difference"]["values"] == pytest.approx([0.011, -0.002])  # per seed, VT minus ResNet
+    assert c["seed_spread"] == pytest.approx(0.015)  # ResNet's 84.0 to 85.5
+    assert not c["distinguishable"]
+    text = matched_summary(_matched())
+    assert "+0.45 points against ResNet-18 (per seed: +1.10, -0.20), seed spread 1.50 points: not distinguishable" in text
+    assert "the 85 % target is met on every seed (2)" in text
+    assert "1.13 times ResNet-18's parameters and 1.06 times its MACs" in text
+    assert "trains at 1.62 (1.25 to 2.00 over 2 rounds) times its time per image" in text
+    assert "70.50 % (70.00 to 71.00 % over 2 seeds) against the 69.37 % they reported (+1.13 points)" in text
+    assert "Not recorded yet: students' ViT, ViT (the book's)." in text
+
+
+def test_a_difference_beyond_the_spread_gets_a_direction_and_a_missed_seed_is_named():
+    from vt_edu.recorded import matched_summary, matched_table
+
+    record = _matched(vt=(0.86, 0.845), resnet=(0.80, 0.805), speed=False)
+    text = matched_summary(record)
+    assert "seed spread 1.50 points: better by more than the spread" in text
+    assert "the 85 % target is missed on seed 1" in text
+    assert "time per image" not in text  # not timed side by side: no ratio is claimed
+    table = matched_table(record)
+    assert "| VT-ResNet-18 | fast, clip_norm=5 | 20 | 2 | 85.25±0.75 | 37.0 | not timed |" in table
+
+
+def test_one_seed_gives_no_verdict():
+    from vt_edu.recorded import matched_summary
+
+    record = _matched()
+    record["rows"] = [r for r in record["rows"] if r["seed"] == 0]
+    assert "from one seed: no seed spread yet, so no verdict" in matched_summary(record)

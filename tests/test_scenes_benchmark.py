@@ -1,4 +1,5 @@
-"""benchmarks/scenes_benchmark.py: seed spreads, the alternating speed probe, token statistics, the report.
+"""benchmarks/scenes_benchmark.py: seed spreads, token statistics, the report (the alternating speed
+probe it uses: tests/test_speed.py).
 
 The last test runs the whole script on a tiny data set; it needs
 ``vt_edu.data.load_scenes``/``make_scenes``, the ``fpn``/``vt_fpn`` models with
@@ -31,30 +32,6 @@ def test_differences_and_ratios_keep_every_seed():
     assert d["difference"]["mean"] == pytest.approx(0.025)
     r = bench.ratio(a, b, "ips")
     assert r["values"] == [1.5, 1.0] and r["mean"] == 1.25 and (r["min"], r["max"]) == (1.0, 1.5)
-
-
-class _Recorder:
-    def __init__(self, name, log):
-        self.name, self.log = name, log
-
-    def train_on_batch(self, x, y):
-        assert len(x) == len(y) == 4
-        self.log.append(self.name)
-
-
-def test_alternating_speed_takes_turns_and_gives_a_ratio_per_round():
-    log = []
-    models = {"a": _Recorder("a", log), "b": _Recorder("b", log)}
-    x, y = np.zeros((10, 2, 2, 3)), np.zeros(10)  # two whole batches of 4
-    speed = _bench().alternating_speed(models, x, y, batch_size=4, rounds=3, steps=2)
-    warm_up, rounds = log[:4], log[4:]
-    assert warm_up == ["a", "a", "b", "b"]
-    assert rounds == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # A B, B A, A B
-    ratios = speed["ratio_b_to_a"]["values"]
-    assert len(ratios) == 3 and all(np.isfinite(ratios)) and min(ratios) > 0
-    assert len(speed["images_per_second"]["a"]["values"]) == 3
-    with pytest.raises(ValueError, match="two models and at least 4 images"):
-        _bench().alternating_speed(models, x[:3], y[:3], batch_size=4, rounds=1, steps=1)
 
 
 def test_tokenizer_levels_reads_the_attention_of_a_real_vt_fpn():

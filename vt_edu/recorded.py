@@ -27,18 +27,20 @@ from pathlib import Path
 
 from vt_edu.names import DEFAULT_NUM_TOKENS
 
-__all__ = ["BENCHMARKS", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS", "STUDENTS",
-           "ablation_verdicts", "copy_to_package", "find_results", "load_benchmark", "load_scenes_benchmark",
-           "packaged_files", "recorded_vt_fpn", "run_history", "scenes_summary", "summary",
-           "token_attention_summary"]
+__all__ = ["BENCHMARKS", "MATCHED_LABELS", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS",
+           "STUDENTS", "ablation_verdicts", "compare_seeds", "copy_to_package", "find_results", "load_benchmark",
+           "load_scenes_benchmark", "matched_results", "matched_summary", "matched_table", "packaged_files",
+           "recorded_vt_fpn", "run_history", "scenes_summary", "spread", "summary", "token_attention_summary"]
 
 PARTS = ("cnn", "vt", "target", "ablations", "backends")
 SCENE_PARTS = ("segmentation", "classification", "tokens")
 ATTENTION_PARTS = ("token_attention",)
+MATCHED_PARTS = ("matched",)
 #: The token attention benchmark's name for the default setting of VT-ResNet's transformer.
 BASELINE_SETTING = "stable"
 #: Each recorded benchmark's folder under ``results/`` and its part files.
-BENCHMARKS = {"cpu-benchmark": PARTS, "scenes": SCENE_PARTS, "token-attention": ATTENTION_PARTS}
+BENCHMARKS = {"cpu-benchmark": PARTS, "scenes": SCENE_PARTS, "token-attention": ATTENTION_PARTS,
+              "matched": MATCHED_PARTS}
 #: The token part's trained VT-FPNs travel with the package only up to this size (bytes).
 PACKAGED_WEIGHTS_LIMIT = 1_000_000
 # What the students reported after 10 epochs of their recipe (Adam 1e-3, batch 256).
@@ -487,6 +489,122 @@ def token_attention_summary(parts: dict) -> str:
     options = "; ".join(f"`{n}`: " + (", ".join(f"{k}={v}" for k, v in r["options"][n].items()) or "no options, the defaults when recorded")
                         for n in r["candidates"])
     return "\n".join(lines) + f"\n\nOptions of `vt_resnet18`: {options}.\n\n" + paragraph
+
+
+# ------------------------------------------------------------------ results/matched
+#: The matched experiment's models as chapter 10 names them, in its order.
+MATCHED_LABELS = {"students-cnn": "students' CNN", "students-vit": "students' ViT", "resnet18": "ResNet-18",
+                  "vt_resnet18": "VT-ResNet-18", "vit": "ViT (the book's)"}
+
+
+def matched_results(record) -> dict:
+    """The matched experiment (``results/matched/matched.json``) per model, seeds gathered.
+
+    Returns:
+        ``{model: {"label", "rows", "seeds", "recipe", "epochs", "top1", "top1_flip_tta", "top5",
+        "params", "macs", "time_per_image"}}`` in :data:`MATCHED_LABELS` order; accuracies are
+        :func:`spread` over the seeds; ``time_per_image`` is the model's training time per image
+        over ResNet-18's, per round of the side-by-side timing (None where it was not timed).
+    """
+    speed = (record.get("speed") or {}).get("ratio_to_first", {})
+    reference = (record.get("speed") or {}).get("reference")
+    out = {}
+    for model in sorted({r["model"] for r in record["rows"]},
+                        key=lambda m: list(MATCHED_LABELS).index(m) if m in MATCHED_LABELS else len(MATCHED_LABELS)):
+        rows = sorted((r for r in record["rows"] if r["model"] == model), key=lambda r: r["seed"])
+        first = rows[0]
+        recipe = first["recipe"] + "".join(f", {k}={v:g}" for k, v in first["recipe_changes"].items())
+        if model == reference:
+            time_per_image = spread([1.0])
+        elif model in speed:
+            time_per_image = spread(1 / v for v in speed[model]["values"])
+        else:
+            time_per_image = None
+        out[model] = {"label": MATCHED_LABELS.get(model, model), "rows": rows, "seeds": [r["seed"] for r in rows],
+                      "recipe": recipe, "epochs": first["epochs_completed"], "matched": first["matched"],
+                      "top1": spread(r["top1"] for r in rows), "top1_flip_tta": spread(r["top1_flip_tta"] for r in rows),
+                      "top5": spread(r["top5"] for r in rows), "params": first["params"], "macs": first["macs"],
+                      "time_per_image": time_per_image}
+    return out
+
+
+def matched_table(record) -> str:
+    """The matched experiment as one Markdown table: a row per model, accuracies over its seeds."""
+    lines = ["| model | recipe | epochs | seeds | top-1 % | M MACs | time per image |", "|---|---|---:|---:|---:|---:|---:|"]
+    for m in matched_results(record).values():
+        time_per_image = _range(m["time_per_image"], 1, 2) + "x" if m["time_per_image"] else "not timed"
+        lines.append(f"| {m['label']} | {m['recipe']} | {m['epochs']} | {len(m['seeds'])} | {_range(m['top1'], 100, 2)} | "
+                     f"{m['macs'] / 1e6:.1f} | {time_per_image} |")
+    return "\n".join(lines)
+
+
+def compare_seeds(a: dict, b: dict) -> dict:
+    """``b - a`` in top-1 for two :func:`matched_results` entries: per seed both ran, the mean,
+    the seed spread (the larger of the two models' max - min over their seeds) and whether the
+    difference exceeds it (``distinguishable``; False with a single seed, which has no spread)."""
+    seeds = [s for s in a["seeds"] if s in b["seeds"]]
+    top1 = lambda m, s: next(r["top1"] for r in m["rows"] if r["seed"] == s)  # noqa: E731
+    difference = spread(top1(b, s) - top1(a, s) for s in seeds) if seeds else spread(
+        [b["top1"]["mean"] - a["top1"]["mean"]])
+    noise = max(m["top1"]["max"] - m["top1"]["min"] for m in (a, b))
+    several = min(len(a["seeds"]), len(b["seeds"])) > 1
+    return {"difference": difference, "seed_spread": noise, "seeds": seeds,
+            "distinguishable": several and abs(difference["mean"]) > noise}
+
+
+def _versus(a: dict, b: dict) -> str:
+    """A sentence part: b's top-1 difference to a's with the seed spread, and the verdict."""
+    c = compare_seeds(a, b)
+    d = c["difference"]
+    per_seed = ", ".join(f"{100 * v:+.2f}" for v in d["values"])
+    text = f"{100 * d['mean']:+.2f} points against {a['label']} (per seed: {per_seed})"
+    if min(len(a["seeds"]), len(b["seeds"])) < 2:
+        return text + ", from one seed: no seed spread yet, so no verdict"
+    text += f", seed spread {100 * c['seed_spread']:.2f} points: "
+    if not c["distinguishable"]:
+        return text + "not distinguishable"
+    return text + ("better" if d["mean"] > 0 else "worse") + " by more than the spread"
+
+
+def matched_summary(record) -> str:
+    """What the matched experiment says, in numbers from its file: the VT-ResNet target, VT-ResNet
+    against ResNet-18 (accuracy with the seed spread, MACs, time per image measured side by side),
+    the students' models against what they reported, the patch-token ViT, and what is not recorded yet.
+
+    Returns:
+        Markdown: a bulleted list.
+    """
+    results = matched_results(record)
+    said = []
+    vt, rn = results.get("vt_resnet18"), results.get("resnet18")
+    if vt:
+        target = record.get("target_top1", 0.85)
+        missed = [r["seed"] for r in vt["rows"] if r["top1"] < target]
+        said.append(f"VT-ResNet-18 reached {_seeds(vt['top1'], unit=' %')} plain top-1 after {vt['epochs']} epochs: the "
+                    f"{100 * target:.0f} % target is " + (f"met on every seed ({len(vt['seeds'])})" if not missed else
+                                                         f"missed on seed {', '.join(map(str, missed))}")
+                    + f". With flip test-time augmentation: {_seeds(vt['top1_flip_tta'], unit=' %')}.")
+    if vt and rn:
+        text = f"VT-ResNet-18 with the same recipe and epochs as ResNet-18: {_versus(rn, vt)}."
+        text += (f" It has {vt['params'] / rn['params']:.2f} times ResNet-18's parameters and "
+                 f"{vt['macs'] / rn['macs']:.2f} times its MACs")
+        if vt["time_per_image"] and rn["time_per_image"]:
+            text += (f", and trains at {_seeds(vt['time_per_image'], 1, 2, over='rounds')} times its time per image "
+                     "(the two timed in alternation in one process)")
+        said.append(text + ".")
+    for model, key in (("students-cnn", "cnn"), ("students-vit", "vit")):
+        if model in results:
+            m = results[model]
+            said.append(f"The {m['label']}, trained as the students did ({m['recipe']}, {m['epochs']} epochs): "
+                        f"{_seeds(m['top1'], unit=' %')} against the {_pct(STUDENTS[key])} they reported "
+                        f"({100 * (m['top1']['mean'] - STUDENTS[key]):+.2f} points).")
+    if "vit" in results and vt:
+        said.append(f"The book's ViT with the matched recipe and epochs: {_seeds(results['vit']['top1'], unit=' %')}, "
+                    f"{_versus(vt, results['vit'])}.")
+    missing = [label for model, label in MATCHED_LABELS.items() if model not in results]
+    if missing:
+        said.append(f"Not recorded yet: {', '.join(missing)}.")
+    return "\n".join(f"* {s}" for s in said) if said else "The matched experiment is not recorded in this copy of the book."
 
 
 if __name__ == "__main__":  # python -m vt_edu.recorded: after re-recording the benchmark

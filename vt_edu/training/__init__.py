@@ -19,6 +19,7 @@
 * :mod:`~vt_edu.training.callbacks`: the callbacks ``train()`` runs (budget, checkpoints, divergence).
 * :mod:`~vt_edu.training.compare`: :func:`compare`, several models on the same data.
 * :mod:`~vt_edu.training.evaluation`: top-1 with horizontal-flip test-time augmentation.
+* :mod:`~vt_edu.training.speed`: training speed of several models as ratios, timed in alternation.
 
 Names are imported lazily (PEP 562), so ``import vt_edu.training.recipes`` does not
 load Keras: the command line picks the Keras backend after reading its options.
