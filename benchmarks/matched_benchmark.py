@@ -46,7 +46,8 @@ MATCHED = {
 }
 #: The students' models, trained as their report describes: (registry model, options, what it is).
 STUDENTS = {
-    "students-cnn": ("cnn", {}, "the students' CNN"),
+    "students-cnn": ("cnn", {}, "the students' CNN (the TensorFlow tutorial's)"),
+    "students-vit": ("tutorial_vit", {}, "the students' fallback ViT (the Keras tutorial's)"),
 }
 MODELS = {**MATCHED, **STUDENTS}
 #: The matched recipe: ``fast`` with a looser gradient clip. The 60-minute VT-ResNet runs

@@ -18,6 +18,8 @@ TINY = {
     "resnet18": dict(width=0.125),
     "vt_resnet18": dict(width=0.125),
     "vit": dict(dim=16, depth=2, num_heads=2, mlp_dim=32),
+    "tutorial_vit": dict(image_size=16, patch_size=4, token_dim=8, num_heads=2, key_dim=4, depth=1, mlp_dim=16,
+                         head_units=(16,)),
 }
 
 
@@ -31,7 +33,7 @@ def _data(n=8, size=32, classes=10, seed=0):
 def test_registry_lists_the_classifiers_then_the_segmentation_models():
     from vt_edu.names import CLASSIFICATION_MODELS, SEGMENTATION_MODELS
 
-    assert list_models() == ["cnn", "resnet18", "vt_resnet18", "vit", "fpn", "vt_fpn"]
+    assert list_models() == ["cnn", "resnet18", "vt_resnet18", "vit", "tutorial_vit", "fpn", "vt_fpn"]
     assert list_models() == [*CLASSIFICATION_MODELS, *SEGMENTATION_MODELS]
     assert set(TINY) == set(CLASSIFICATION_MODELS)  # the segmentation models: tests/test_fpn.py
 
@@ -179,7 +181,7 @@ def test_stochastic_depth_and_dropout_are_train_only():
 
 
 def test_bad_names_and_options_fail_with_the_valid_choices():
-    with pytest.raises(ModelConfigError, match="choose one of: cnn, resnet18, vt_resnet18, vit, fpn, vt_fpn"):
+    with pytest.raises(ModelConfigError, match="choose one of: cnn, resnet18, vt_resnet18, vit, tutorial_vit, fpn, vt_fpn"):
         create_model("resnet50")
     with pytest.raises(ModelConfigError, match="has no option 'num_tokens'.*width"):
         create_model("cnn", num_tokens=16)
@@ -251,3 +253,42 @@ def test_the_demo_weights_keep_their_layout_and_predictions(tmp_path):
         [-0.5716, -0.7802, 1.1236, 0.1543, 0.0917, -2.5393, 2.4983, -0.9437, -0.1695, 0.3135],
     ]
     np.testing.assert_allclose(logits, expected, atol=2e-4)
+
+
+def test_tutorial_vit_is_the_keras_tutorials_model():
+    from vt_edu.flops import count_macs
+
+    model = create_model("tutorial_vit", num_classes=10)
+    assert model.get_layer("embed_project").output.shape[1:] == (144, 64)  # 72x72 in 6x6 patches
+    assert model.get_layer("head_flatten").output.shape[1:] == (144 * 64,)
+    table = count_macs(model)
+    # Blocks: 8 x 83,200; head: 9,216 -> 2,048 -> 1,024 -> 10; patches: 108 -> 64 plus 144 x 64 positions.
+    assert table.total_params == model.count_params() == 21_666_762
+    assert round(table.total_macs / 1e6) == 201
+    assert not [r for r in table.rows if "UNCOUNTED" in r.note]
+    assert create_model("tutorial_vit", num_classes=10, token_dim=256, mlp_dim=512).count_params() == 81_890_058
+    quarter = create_model("tutorial_vit", num_classes=10, width=0.25)  # the panel's quick size
+    assert quarter.get_layer("embed_project").output.shape[1:] == (144, 16)
+    assert quarter.get_layer("head_mlp_dense1").output.shape[1:] == (512,)
+
+
+def test_tutorial_vit_patches_are_squares_read_row_by_row():
+    from vt_edu.models.tutorial_vit import Patches
+
+    images = np.arange(2 * 4 * 6 * 3, dtype="float32").reshape(2, 4, 6, 3)
+    patches = keras.ops.convert_to_numpy(Patches(2)(images))
+    assert patches.shape == (2, 6, 12)  # 2 x 3 patches of 2 x 2 x 3
+    np.testing.assert_array_equal(patches[1, 4], images[1, 2:4, 2:4].reshape(-1))  # row 1, column 1
+
+
+def test_tutorial_vit_augments_in_training_only():
+    model = create_model("tutorial_vit", num_classes=10, **TINY["tutorial_vit"])
+    x, _ = _data(n=4)
+    np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+    without = create_model("tutorial_vit", num_classes=10, augment=False, dropout=0.0, block_dropout=0.0,
+                           **{k: v for k, v in TINY["tutorial_vit"].items()})
+    assert "augment_flip" not in [layer.name for layer in without.layers]
+    with pytest.raises(ModelConfigError, match="head_units"):
+        create_model("tutorial_vit", head_units=(16, 0))
+    with pytest.raises(ValueError, match="not a multiple of patch_size"):
+        create_model("tutorial_vit", image_size=70)

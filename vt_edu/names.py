@@ -10,7 +10,7 @@ from __future__ import annotations
 DATASETS = ("cifar10", "cifar100")
 
 #: Models of :func:`vt_edu.models.create_model` that classify images, in the order the book introduces them.
-CLASSIFICATION_MODELS = ("cnn", "resnet18", "vt_resnet18", "vit")
+CLASSIFICATION_MODELS = ("cnn", "resnet18", "vt_resnet18", "vit", "tutorial_vit")
 
 #: Models that label every pixel (the semantic FPN and the paper's VT-FPN).
 SEGMENTATION_MODELS = ("fpn", "vt_fpn")

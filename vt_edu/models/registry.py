@@ -2,8 +2,8 @@
 
 >>> model = create_model("vt_resnet18", num_classes=10, width=0.25)
 
-Names: ``cnn`` (the students' TensorFlow-tutorial CNN), ``resnet18``, ``vt_resnet18``
-and ``vit`` classify images (logits ``(B, classes)``); ``fpn`` and ``vt_fpn`` label
+Names: ``cnn`` (the students' TensorFlow-tutorial CNN), ``resnet18``, ``vt_resnet18``,
+``vit`` and ``tutorial_vit`` (the students' fallback, the Keras tutorial ViT) classify images (logits ``(B, classes)``); ``fpn`` and ``vt_fpn`` label
 every pixel (logits ``(B, H, W, classes)``, 64x64 images by default). Every builder uses Keras layers and ``keras.ops`` only, so each model
 runs on the TensorFlow, JAX and PyTorch backends, and every custom layer is
 registered for ``.keras`` saving. Options are keyword arguments; a wrong name or an
@@ -19,6 +19,7 @@ from typing import Callable
 from vt_edu.models.cnn import build_cnn
 from vt_edu.models.fpn import build_fpn, build_vt_fpn
 from vt_edu.models.resnet import STEMS, build_resnet18
+from vt_edu.models.tutorial_vit import build_tutorial_vit
 from vt_edu.models.vit import build_vit
 from vt_edu.models.vt_resnet import TOKENIZER_CHOICES, build_vt_resnet18
 from vt_edu.names import check_num_tokens
@@ -119,6 +120,25 @@ MODELS: dict[str, ModelSpec] = {
             },
         ),
         ModelSpec(
+            "tutorial_vit",
+            build_tutorial_vit,
+            "the students' fallback: the Keras tutorial ViT (72x72, 6x6 patches → 144 tokens, flattened head)",
+            {
+                "image_size": "side the images are resized to inside the model (72)",
+                "patch_size": "patch side (6 → 144 tokens at 72x72)",
+                "token_dim": "numbers per token (64; 256 in the tutorial's current version)",
+                "num_heads": "attention heads",
+                "key_dim": "query/key width per head",
+                "depth": "number of transformer blocks",
+                "mlp_dim": "hidden width of the blocks' MLPs (128; 512 in the current version)",
+                "head_units": "hidden widths of the classifier MLP",
+                "block_dropout": "dropout in attention and the blocks' MLPs, in [0, 1) (0.1)",
+                "dropout": "dropout in the classifier head, in [0, 1) (0.5)",
+                "augment": "the tutorial's random flip, rotation and zoom inside the model (training only)",
+                "width": "multiplier of token_dim, key_dim, mlp_dim and head_units (1.0 = the tutorial's sizes)",
+            },
+        ),
+        ModelSpec(
             "fpn",
             build_fpn,
             "semantic FPN (Panoptic FPN's semantic branch) on ResNet-18: per-pixel logits",
@@ -183,7 +203,7 @@ def check_options(name: str, options: dict) -> None:
         value = options[option]
         if option == "width" and not (number(option) and value > 0):
             bad(option, "a number > 0")
-        elif option == "dropout" and not (number(option) and 0 <= value < 1):
+        elif option in ("dropout", "block_dropout") and not (number(option) and 0 <= value < 1):
             bad(option, "a rate in [0, 1)")
         elif option == "stochastic_depth" and not (number(option) and 0 < value <= 1):
             bad(option, "a survival probability in (0, 1]")
@@ -198,7 +218,8 @@ def check_options(name: str, options: dict) -> None:
                 check_num_tokens(value, name)
             except ValueError:
                 bad(option, "a positive integer")
-        elif option in ("num_modules", "num_heads", "patch_size", "dim", "depth", "mlp_dim"):
+        elif option in ("num_modules", "num_heads", "patch_size", "dim", "depth", "mlp_dim", "image_size", "token_dim",
+                        "key_dim"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 bad(option, "a positive integer")
         elif option in ("token_channels", "neck_channels", "head_channels") and value is not None:
@@ -210,7 +231,10 @@ def check_options(name: str, options: dict) -> None:
             bad(option, "'layer', 'batch' or None")
         elif option == "transformer_norm" and value not in (None, "pre", "post"):
             bad(option, "None, 'pre' or 'post'")
-        elif option in ("use_projector", "scale_attention", "cosine_attention") and not isinstance(value, bool):
+        elif option == "head_units" and not (isinstance(value, (tuple, list)) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+            bad(option, "a sequence of positive integers")
+        elif option in ("use_projector", "scale_attention", "cosine_attention", "augment") and not isinstance(value, bool):
             bad(option, "True or False")
         elif option == "use_value_projection" and value not in (None, True, False):
             bad(option, "True, False or None")

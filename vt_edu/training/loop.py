@@ -369,7 +369,8 @@ class _Run:
             "trainable_params": table.trainable_params,
             "macs": table.total_macs,
             "mixed_precision": config.mixed_precision,
-            "jit_compile": config.jit_compile,
+            # What compiled: compile_for_training turns XLA off for a model with a layer it cannot compile.
+            "jit_compile": config.jit_compile if self.model.jit_compile else False,
             "torch_fast_paths": bool(config.torch_fast_paths),
             "distilled_from": self.record["teacher"],
             "distribution": self.record.get("distribution"),

@@ -103,7 +103,8 @@ def compile_for_training(model, recipe: Recipe, batch_size: int, steps_per_epoch
     """Compile ``model`` as :func:`train` does: the recipe's optimizer (learning rate scaled to
     ``batch_size``, weight decay, global-norm clipping, EMA), its label-smoothed loss, the
     ``accuracy`` and ``top5`` metrics, and XLA as :func:`default_jit_compile` says unless
-    ``jit_compile`` is given. Speed probes use it too, so they time the step that training runs.
+    ``jit_compile`` is given; never for a model with a layer XLA cannot compile
+    (``layer.supports_jit``). Speed probes use it too, so they time the step that training runs.
 
     For ``task="segmentation"`` (``(B, S, S, K)`` logits, ``(B, S, S)`` masks) the loss is the
     mean per-pixel cross-entropy and the metrics are ``accuracy`` (pixel accuracy) and
@@ -120,6 +121,10 @@ def compile_for_training(model, recipe: Recipe, batch_size: int, steps_per_epoch
 
     if jit_compile is None:
         jit_compile = default_jit_compile(gpu_available())
+    if jit_compile and not all(layer.supports_jit for layer in model.layers):
+        # Some Keras layers cannot be compiled with XLA (RandomRotation, in the tutorial ViT); Keras
+        # would fall back with a warning, so the run says it instead (train() records jit_compile False).
+        jit_compile = False
     optimizer, schedule = make_optimizer(recipe, batch_size, steps_per_epoch, epochs, schedule_clock)
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if task == "segmentation":
