@@ -58,7 +58,6 @@ STUDENTS_RECIPE = ("seed", {})
 STUDENTS_EPOCHS = 10
 #: Top-1 the students reported after 10 epochs (their CNN, their fallback ViT).
 STUDENTS_REPORTED = {"students-cnn": 0.6937, "students-vit": 0.7045}
-TARGET_TOP1 = 0.85  # VT-ResNet-18, plain top-1, every seed, within the matched epochs
 QUICK = {"train_images": 256, "test_images": 128, "epochs": 1, "batch_size": 32, "speed_rounds": 2, "speed_steps": 2}
 SPEED_REFERENCE = "resnet18"
 
@@ -145,29 +144,69 @@ def run_model(name, seed, args, out, data, fast_paths) -> dict:
             "provenance": {k: m[k] for k in ("date", "backend", "hardware", "versions", "git_commit")}}
 
 
+def load_twin_script():
+    """``benchmarks/torch_twin.py`` (a script beside this one, not a package module)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("torch_twin", Path(__file__).with_name("torch_twin.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def time_side_by_side(args, data, fast_paths) -> dict:
     """:func:`vt_edu.training.speed.alternating_speed` of the chosen matched models (ResNet-18
-    first) as they train here: compiled with the matched recipe, on normalised training images."""
+    first, the reference) as they train here: compiled with the matched recipe, on normalised
+    training images. On the PyTorch backend also, in the same rounds, Keras' own code (without
+    the fast paths) and the plain-PyTorch twins of both ResNets (``benchmarks/torch_twin.py``):
+    ``keras_to_twin`` is Keras' images/s over its twin's, per round."""
+    import keras
+
     from vt_edu.data import channel_stats, normalize
     from vt_edu.models import create_model
     from vt_edu.torch_fast_paths import enabled as fast_paths_enabled
     from vt_edu.training.optimizers import compile_for_training
+    from vt_edu.recorded import spread
     from vt_edu.training.speed import alternating_speed, keras_steps
+
+    def with_fast_paths(step, on):
+        def run(i):
+            with fast_paths_enabled(on):  # only around this model's steps: the others run as they are
+                step(i)
+        return run
 
     names = [SPEED_REFERENCE] + [m for m in args.model_list if m in MATCHED and m != SPEED_REFERENCE]
     (x, y), _, class_names = data
-    config = run_config(SPEED_REFERENCE, 0, args, fast_paths)
-    n = config.batch_size * min(args.speed_steps, 10)
+    batch_size = run_config(SPEED_REFERENCE, 0, args, fast_paths).batch_size
+    n = batch_size * min(args.speed_steps, 10)
     images = normalize(x[:n], *channel_stats(x))
-    steps = {}
-    with fast_paths_enabled(fast_paths):
-        for name in names:
-            config = run_config(name, 0, args, fast_paths)
-            model = create_model(config.model, num_classes=len(class_names), **config.options)
-            compile_for_training(model, config.recipe, config.batch_size, len(x) // config.batch_size, config.epochs,
-                                 len(class_names))
-            steps[name] = keras_steps(model, images, y[:n], config.batch_size)
-        speed = alternating_speed(steps, config.batch_size, args.speed_rounds, args.speed_steps)
+
+    def keras_step(name, on):
+        config = run_config(name, 0, args, on)
+        model = create_model(config.model, num_classes=len(class_names), **config.options)
+        compile_for_training(model, config.recipe, batch_size, len(x) // batch_size, config.epochs, len(class_names))
+        return with_fast_paths(keras_steps(model, images, y[:n], batch_size), on)
+
+    steps = {name: keras_step(name, fast_paths) for name in names}
+    twins = keras.backend.backend() == "torch"
+    if twins:
+        twin = load_twin_script()
+        recipe = run_config(SPEED_REFERENCE, 0, args, fast_paths).recipe
+        for name in twin.MODELS:
+            if fast_paths:
+                steps[f"{name} (Keras, no fast paths)"] = keras_step(name, False)
+            steps[f"{name} (PyTorch twin)"] = twin.twin_steps(
+                twin.build_twin(name, num_classes=len(class_names), width=args.width), images, y[:n], batch_size,
+                learning_rate=recipe.scaled_learning_rate(batch_size), momentum=recipe.momentum,
+                weight_decay=recipe.weight_decay, label_smoothing=recipe.label_smoothing, clip_norm=recipe.clip_norm)
+    speed = alternating_speed(steps, batch_size, args.speed_rounds, args.speed_steps)
+    if twins:
+        ips = {name: s["values"] for name, s in speed["images_per_second"].items()}
+        per_round = lambda a, b: spread(p / q for p, q in zip(ips[a], ips[b]))  # noqa: E731
+        speed["keras_to_twin"] = {name: per_round(name, f"{name} (PyTorch twin)") for name in twin.MODELS}
+        if fast_paths:
+            speed["keras_no_fast_paths_to_twin"] = {
+                name: per_round(f"{name} (Keras, no fast paths)", f"{name} (PyTorch twin)") for name in twin.MODELS}
     return speed | {"reference": SPEED_REFERENCE, "torch_fast_paths": fast_paths}
 
 
@@ -193,11 +232,30 @@ def write_record(out, record) -> None:
     tmp.replace(out / "matched.json")  # atomic: an interruption never leaves half a record
 
 
+def speed_lines(speed) -> list:
+    """The side-by-side timing as report lines (none if it was not run)."""
+    if not speed:
+        return []
+    p = speed["provenance"]
+    f = lambda s: f"{s['mean']:.3f} ({s['min']:.3f} to {s['max']:.3f})"  # noqa: E731
+    lines = ["## Speed, side by side", "",
+             f"_{p['date']}, {p['hardware']['cpu']} ({p['hardware']['cpu_cores']} cores), Keras backend {p['backend']}, "
+             f"fast paths {'on' if speed['torch_fast_paths'] else 'off'}; {speed['rounds']} rounds of {speed['steps']} "
+             f"steps, batch {speed['batch_size']}; `{speed['command']}`_", "",
+             f"| model | images/s over {speed['reference']}'s (mean, min to max over the rounds) |", "|---|---:|"]
+    lines += [f"| {name} | {f(ratio)} |" for name, ratio in speed["ratio_to_first"].items()]
+    for key, what in (("keras_to_twin", "Keras (as trained) over its plain-PyTorch twin"),
+                      ("keras_no_fast_paths_to_twin", "Keras without the fast paths over the twin")):
+        if key in speed:
+            lines += ["", f"{what}: " + "; ".join(f"{name} {f(r)}" for name, r in speed[key].items()) + "."]
+    return lines + [""]
+
+
 def write_markdown(out, record) -> None:
     from vt_edu.recorded import matched_summary, matched_table
 
     lines = ["# The matched experiment", "", "Written by `benchmarks/matched_benchmark.py` from `matched.json`.", "",
-             matched_table(record), "", matched_summary(record), "", "## Every run", "",
+             matched_table(record), "", matched_summary(record), "", *speed_lines(record.get("speed")), "## Every run", "",
              "| model | seed | recipe | epochs | top-1 % | flip TTA % | top-5 % | params | MACs | images/s | backend, date |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in record["rows"]:
@@ -235,6 +293,10 @@ def main(argv=None):
         for name, ratio in speed["ratio_to_first"].items():
             print(f"[speed] {name} / {SPEED_REFERENCE} images/s: {ratio['mean']:.3f} (rounds {ratio['min']:.3f} to "
                   f"{ratio['max']:.3f})", flush=True)
+        for key in ("keras_to_twin", "keras_no_fast_paths_to_twin"):
+            for name, ratio in speed.get(key, {}).items():
+                print(f"[speed] {key} {name}: {ratio['mean']:.3f} (rounds {ratio['min']:.3f} to {ratio['max']:.3f})",
+                      flush=True)
         return 0
     total = len(args.seed_list) * len(args.model_list)
     done = 0

@@ -68,7 +68,25 @@ def test_the_whole_script_on_a_tiny_data_set(tiny_cifar, tmp_path, capsys):
     assert bench.main(argv + ["--speed", "--speed-rounds", "2", "--speed-steps", "1"]) == 0
     record = json.loads((out / "matched.json").read_text())
     assert record["speed"]["reference"] == "resnet18" and len(record["rows"]) == 2
+    import keras
+
+    if keras.backend.backend() != "torch":  # the PyTorch twins are timed on the PyTorch backend only
+        assert "keras_to_twin" not in record["speed"]
     assert len(record["speed"]["ratio_to_first"]["vt_resnet18"]["values"]) == 2
     report = (out / "benchmark.md").read_text()
     assert "| VT-ResNet-18 | fast, clip_norm=5 | 1 | 1 |" in report
     assert "times its time per image" in report and "from one seed: no seed spread yet" in report
+
+
+def test_the_speed_report_gives_every_ratio_with_its_rounds():
+    r = lambda *v: {"values": list(v), "mean": sum(v) / len(v), "min": min(v), "max": max(v)}  # noqa: E731
+    speed = {"reference": "resnet18", "torch_fast_paths": True, "rounds": 2, "steps": 10, "batch_size": 128,
+             "command": "python benchmarks/matched_benchmark.py --speed",
+             "provenance": {"date": "2026-12-03", "backend": "torch", "hardware": {"cpu": "Test CPU", "cpu_cores": 2}},
+             "ratio_to_first": {"vt_resnet18": r(0.9, 1.0)},
+             "keras_to_twin": {"resnet18": r(0.6, 0.7), "vt_resnet18": r(0.85, 0.95)}}
+    text = "\n".join(bench.speed_lines(speed))
+    assert "| vt_resnet18 | 0.950 (0.900 to 1.000) |" in text
+    assert "over its plain-PyTorch twin: resnet18 0.650 (0.600 to 0.700); vt_resnet18 0.900 (0.850 to 0.950)." in text
+    assert "without the fast paths" not in text  # not measured: not claimed
+    assert bench.speed_lines(None) == []
