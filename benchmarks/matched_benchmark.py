@@ -140,6 +140,7 @@ def run_model(name, seed, args, out, data, fast_paths) -> dict:
             "top1_flip_tta": tta["top1_flip_tta"], "students_reported_top1": STUDENTS_REPORTED.get(name),
             "run_dir": str(run_dir),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "trained_now": result.model is not None,  # False: a finished run read back (store_row keeps its command)
             # The training's own provenance (a finished run read back keeps the date and commit it trained with).
             "provenance": {k: m[k] for k in ("date", "backend", "hardware", "versions", "git_commit")}}
 
@@ -218,7 +219,12 @@ def read_record(out) -> dict:
 def store_row(out, row) -> dict:
     """Put ``row`` into ``<out>/matched.json`` (replacing the same model and seed) and return the record."""
     record = read_record(out)
-    rows = [r for r in record["rows"] if (r["model"], r["seed"]) != (row["model"], row["seed"])] + [row]
+    key = (row["model"], row["seed"])
+    earlier = next((r for r in record["rows"] if (r["model"], r["seed"]) == key), None)
+    row = dict(row)
+    if not row.pop("trained_now", True) and earlier is not None:
+        row["command"] = earlier["command"]  # the command that trained it, not the one that read it back
+    rows = [r for r in record["rows"] if (r["model"], r["seed"]) != key] + [row]
     order = list(MODELS)
     record["rows"] = sorted(rows, key=lambda r: (order.index(r["model"]) if r["model"] in order else len(order),
                                                  r["seed"]))

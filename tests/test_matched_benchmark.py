@@ -35,6 +35,11 @@ def test_a_new_run_replaces_only_its_own_model_and_seed(tmp_path):
     record = bench.store_row(tmp_path, row("vt_resnet18", 0, 0.85))
     assert [(r["model"], r["seed"], r["top1"]) for r in record["rows"]] == [
         ("resnet18", 0, 0.82), ("resnet18", 1, 0.81), ("vt_resnet18", 0, 0.85)]
+    # A finished run read back by another command keeps the command that trained it.
+    bench.store_row(tmp_path, row("resnet18", 1, 0.81) | {"command": "train it"})
+    record = bench.store_row(tmp_path, row("resnet18", 1, 0.81) | {"command": "read it", "trained_now": False})
+    assert [r["command"] for r in record["rows"] if r["seed"] == 1] == ["train it"]
+    assert all("trained_now" not in r for r in record["rows"])
     assert json.loads((tmp_path / "matched.json").read_text()) == record
     assert not list(tmp_path.glob("*.tmp"))
 

@@ -11,6 +11,10 @@ result. The chapters show these numbers and state what they say; the sentences a
 built here from the files, so a re-recorded benchmark rewrites them and the text can
 never disagree with the table beside it.
 
+``benchmarks/matched_benchmark.py`` writes ``results/matched/matched.json``, the matched
+experiment of chapter 10 (:func:`matched_results`, :func:`matched_table`,
+:func:`matched_summary`): one row per model and seed, each with its own provenance.
+
 ``benchmarks/token_attention_benchmark.py`` writes ``results/token-attention``
 (:func:`token_attention_summary`; chapter 11).
 
@@ -27,10 +31,10 @@ from pathlib import Path
 
 from vt_edu.names import DEFAULT_NUM_TOKENS
 
-__all__ = ["BENCHMARKS", "MATCHED_LABELS", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS",
+__all__ = ["BENCHMARKS", "MATCHED_LABELS", "MATCHED_TARGET_TOP1", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS",
            "STUDENTS", "ablation_verdicts", "compare_seeds", "copy_to_package", "find_results", "load_benchmark",
            "load_scenes_benchmark", "matched_results", "matched_summary", "matched_table", "packaged_files",
-           "recorded_vt_fpn", "run_history", "scenes_summary", "spread", "summary", "token_attention_summary"]
+           "recorded_vt_fpn", "run_history", "scenes_summary", "spread", "token_attention_summary"]
 
 PARTS = ("cnn", "vt", "target", "ablations", "backends")
 SCENE_PARTS = ("segmentation", "classification", "tokens")
@@ -198,82 +202,6 @@ def ablation_verdicts(ablations: dict) -> list:
             f"{'consistent' if agrees else 'not reproduced here'}).{confound}"
         )
     return sentences
-
-
-def summary(parts: dict) -> str:
-    """What the recorded benchmark says about the students' CNN, ResNet-18,
-    VT-ResNet-18 and ViT on CIFAR-10, in numbers from its files."""
-    if not parts:
-        return "No benchmark is recorded in this copy of the book, so there are no full-scale numbers to compare."
-    text = []  # sentences of one paragraph; a finished paragraph goes to `paragraphs`
-    paragraphs = []
-    hardware = next(iter(parts.values()))["provenance"]["hardware"]
-    device = hardware.get("gpu") or f"a {hardware.get('cpu_cores')}-core {hardware.get('cpu')} CPU"
-    text.append(f"Recorded on {device} with CIFAR-10's 50,000 training and 10,000 test images.")
-    if "cnn" in parts:
-        c = parts["cnn"]["result"]
-        text.append(
-            f"The students' CNN with their recipe reached {_pct(c['top1'])} after {c['epochs_completed']} epochs "
-            f"(they reported {_pct(c['students_top1'])}: {100 * c['difference_to_students']:+.2f} points) "
-            f"in {c['train_seconds'] / 60:.1f} minutes, with {c['macs'] / 1e6:.1f} M MACs per image."
-        )
-    if "vt" in parts:
-        v = parts["vt"]["result"]
-        by_model = {r["model"]: r for r in v["rows"]}
-        listed = ", ".join(
-            f"{MODEL_NAMES.get(m, m)} {_pct(r['top1'])} ({r['epochs_completed']} epochs, {r['macs'] / 1e6:.1f} M MACs, "
-            f"{r['images_per_second']:.0f} images/s)" for m, r in by_model.items()
-        )
-        text.append(f"With the same recipe and {v['minutes']:g} minutes of training each: {listed}.")
-        if "vt_resnet18" in by_model and "resnet18" in by_model:
-            vt, rn = by_model["vt_resnet18"], by_model["resnet18"]
-            text.append(
-                f"At width {v['width']:g}, VT-ResNet-18 scored {100 * (vt['top1'] - rn['top1']):+.2f} points against "
-                f"ResNet-18 with {v['vt_to_resnet_macs']:.2f} times its MACs and {v['vt_to_resnet_seconds_per_image']:.2f} "
-                "times its training time per image."
-            )
-            if v["vt_to_resnet_macs"] >= 1:
-                text.append(
-                    "The paper's saving does not appear on 32x32 images: ResNet's last stage there already works on a "
-                    "4x4 map (16 positions, as many as the 16 tokens), unlike the 7x7 to 14x14 maps of ImageNet."
-                )
-        if "vit" in by_model:
-            vit = by_model["vit"]
-            text.append(
-                f"The ViT reached {_pct(vit['top1'])} in that time (the students reported {_pct(STUDENTS['vit'])} after "
-                f"10 epochs of their recipe), with {vit['macs'] / 1e6:.1f} M MACs per image."
-            )
-    if "target" in parts:
-        t = parts["target"]["result"]
-        # Older part files name no recipe; the benchmark's default then was `fast`, unchanged.
-        recipe = f"the `{t.get('recipe', 'fast')}` recipe" + (
-            f" with {', '.join(t['recipe_changes'])}" if t.get("recipe_changes") else "")
-        text.append(
-            f"Given {t['target_minutes']:g} minutes, VT-ResNet-18 at width {parts['target']['settings']['width']:g} "
-            f"trained with {recipe} reached {_pct(t['top1'])} ({t['epochs_completed']} epochs, "
-            f"{t['train_seconds'] / 60:.1f} minutes of training): the {100 * t['target_top1']:.0f} % target was "
-            f"{'reached' if t['reached'] else 'missed'}"
-            + (f" (by time: {t['train_seconds']:.2f} s of training is past the {t['target_minutes']:g}-minute budget)."
-               if not t["reached"] and t["top1"] >= t["target_top1"] else ".")
-        )
-        if "host_images_per_second" in t:  # part files before the probe have none
-            text.append(
-                f"Before that run the machine trained this model at {t['host_images_per_second']:.0f} images/s "
-                "(machines of the same name here have ranged from about 150 to 380 images/s from day to day, "
-                "and the epochs that fit in an hour with them)."
-            )
-        if "host_images_per_second_fast_paths" in t:
-            text.append(
-                f"The run trained with the PyTorch fast paths of `vt_edu.torch_fast_paths` (fused BatchNorm, no "
-                f"copies of convolution inputs), at {t['host_images_per_second_fast_paths']:.0f} images/s in the same "
-                f"probe and {t['images_per_second']:.0f} images/s over the run."
-            )
-        if "top1_flip_tta" in t:
-            text.append(
-                f"Classifying each test image and its mirror image and averaging the two predictions (flip "
-                f"test-time augmentation, no extra training) gives {_pct(t['top1_flip_tta'])}."
-            )
-    return " ".join(text)
 
 
 # ------------------------------------------------------------------ results/scenes
@@ -492,9 +420,11 @@ def token_attention_summary(parts: dict) -> str:
 
 
 # ------------------------------------------------------------------ results/matched
+#: VT-ResNet-18's target in the matched experiment: plain top-1 on every seed, within its epochs.
+MATCHED_TARGET_TOP1 = 0.85
 #: The matched experiment's models as chapter 10 names them, in its order.
-MATCHED_LABELS = {"students-cnn": "students' CNN", "students-vit": "students' ViT", "resnet18": "ResNet-18",
-                  "vt_resnet18": "VT-ResNet-18", "vit": "ViT (the book's)"}
+MATCHED_LABELS = {"students-cnn": "students' CNN", "students-vit": "students' ViT", "resnet18": MODEL_NAMES["resnet18"],
+                  "vt_resnet18": MODEL_NAMES["vt_resnet18"], "vit": "ViT (the book's)"}
 
 
 def matched_results(record) -> dict:
@@ -578,7 +508,7 @@ def matched_summary(record) -> str:
     said = []
     vt, rn = results.get("vt_resnet18"), results.get("resnet18")
     if vt:
-        target = record.get("target_top1", 0.85)
+        target = MATCHED_TARGET_TOP1
         missed = [r["seed"] for r in vt["rows"] if r["top1"] < target]
         said.append(f"VT-ResNet-18 reached {_seeds(vt['top1'], unit=' %')} plain top-1 after {vt['epochs']} epochs: the "
                     f"{100 * target:.0f} % target is " + (f"met on every seed ({len(vt['seeds'])})" if not missed else
