@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 
 from vt_edu.names import DEFAULT_NUM_TOKENS
+from vt_edu.training.speed import spread  # the one definition of a spread over seeds or rounds
 
 __all__ = ["BENCHMARKS", "MATCHED_LABELS", "MATCHED_TARGET_TOP1", "PACKAGED_RESULTS", "PACKAGED_WEIGHTS_LIMIT", "PARTS", "SCENE_PARTS",
            "STUDENTS", "ablation_verdicts", "compare_seeds", "copy_to_package", "find_results", "load_benchmark",
@@ -113,16 +114,6 @@ def packaged_files(results_dir, name: str | None = None) -> list:
                 if part_name == "tokens" and weights.is_file() and weights.stat().st_size <= PACKAGED_WEIGHTS_LIMIT:
                     files.add(weights.relative_to(results_dir))
     return sorted(files)
-
-
-def spread(values) -> dict:
-    """Values (one per seed, or per round of a timing) as the benchmarks record them.
-
-    Returns:
-        ``{"values": [...], "mean": m, "min": lo, "max": hi}`` (floats).
-    """
-    values = [float(v) for v in values]
-    return {"values": values, "mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
 
 def copy_to_package(results_dir) -> list:

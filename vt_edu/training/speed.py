@@ -18,9 +18,17 @@ from __future__ import annotations
 import time
 from typing import Callable, Mapping
 
-from vt_edu.recorded import spread
+__all__ = ["alternating_speed", "keras_steps", "spread"]
 
-__all__ = ["alternating_speed", "keras_steps"]
+
+def spread(values) -> dict:
+    """Values (one per seed, or per round of a timing) as the benchmarks record them.
+
+    Returns:
+        ``{"values": [...], "mean": m, "min": lo, "max": hi}`` (floats).
+    """
+    values = [float(v) for v in values]
+    return {"values": values, "mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
 
 def keras_steps(model, x, y, batch_size: int) -> Callable[[int], None]:
@@ -54,7 +62,7 @@ def alternating_speed(trainers: Mapping[str, Callable[[int], None]], batch_size:
     Returns:
         ``{"images_per_second": {name: spread}, "ratio_to_first": {name: spread}, "rounds",
         "steps", "batch_size"}``; ``ratio_to_first[name]`` is name's images/s over the first
-        model's, per round (:func:`vt_edu.recorded.spread`: values, mean, min, max).
+        model's, per round (:func:`spread`: values, mean, min, max).
 
     Raises:
         ValueError: fewer than two models, or a count below 1.
