@@ -55,3 +55,15 @@ def test_a_model_xla_cannot_compile_trains_without_it_and_without_a_warning(recw
     compile_for_training(model, get_recipe("seed"), BATCH, IMAGES // BATCH, EPOCHS, 10, jit_compile=True)
     assert model.jit_compile is False
     assert not [w for w in recwarn if "jit_compile" in str(w.message)]
+
+
+def test_a_run_records_that_xla_was_left_off(tmp_path):
+    from vt_edu.training import train
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (16, 32, 32, 3)).astype(np.uint8)
+    data = ((images, np.arange(16) % 2), (images[:8], np.arange(8) % 2), ["a", "b"])
+    result = train("tutorial_vit", data=data, recipe="seed", epochs=1, batch_size=8, jit_compile=True, verbose=0,
+                   model_options=TINY["tutorial_vit"], run_dir=tmp_path / "run")
+    assert result.config["jit_compile"] is True  # asked for
+    assert result.metrics["jit_compile"] is False  # what compiled: RandomRotation cannot be
