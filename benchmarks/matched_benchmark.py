@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from vt_edu.recorded import MATCHED_SEEDS
+
 #: name -> (registry model, options, what it is). Options that tell models apart are spelled
 #: out, so a name keeps meaning the same model if a library default changes.
 MATCHED = {
@@ -68,7 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="results/matched", help="output folder (default: results/matched).")
     p.add_argument("--data", default=None, help="CIFAR-10 source; default: VT_EDU_DATA, else the download.")
     p.add_argument("--models", default=",".join(MODELS), help=f"which models (default: all of {','.join(MODELS)}).")
-    p.add_argument("--seeds", default="0,1", help="seeds, comma-separated (default 0,1).")
+    p.add_argument("--seeds", default=",".join(map(str, MATCHED_SEEDS)),
+                   help=f"seeds, comma-separated (default {','.join(map(str, MATCHED_SEEDS))}).")
     p.add_argument("--epochs", type=int, default=20, help="epochs of the matched models (default 20).")
     p.add_argument("--width", type=float, default=0.25, help="width of resnet18 and vt_resnet18 (default 0.25).")
     p.add_argument("--batch-size", type=int, default=None, help="batch size of every model (default: each recipe's).")

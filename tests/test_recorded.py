@@ -344,7 +344,7 @@ def test_a_difference_inside_the_seed_spread_is_not_distinguishable():
     assert "1.13 times ResNet-18's parameters and 1.06 times its MACs" in text
     assert "trains at 1.62 (1.25 to 2.00 over 2 rounds) times its time per image" in text
     assert "70.50 % (70.00 to 71.00 % over 2 seeds) against the 69.37 % they reported (+1.13 points)" in text
-    assert "Not recorded yet: students' ViT, ViT (the book's)." in text
+    assert "Not recorded yet: students' ViT (seeds 0, 1), ViT (the book's) (seeds 0, 1)." in text
 
 
 def test_a_difference_beyond_the_spread_gets_a_direction_and_a_missed_seed_is_named():
@@ -365,3 +365,6 @@ def test_one_seed_gives_no_verdict():
     record = _matched()
     record["rows"] = [r for r in record["rows"] if r["seed"] == 0]
     assert "from one seed: no seed spread yet, so no verdict" in matched_summary(record)
+    assert "Not recorded yet: students' CNN (seed 1), students' ViT (seeds 0, 1), ResNet-18 (seed 1)," in \
+        matched_summary(record)
+    assert "| ResNet-18 | fast, clip_norm=5 | 20 | 1 | 84.00 | 35.0 | 1.00±0.00x |" in matched_table(record)
