@@ -260,6 +260,40 @@ def speed_lines(speed) -> list:
     return lines + [""]
 
 
+def readme_paragraph(record) -> str:
+    """The README's performance sentence, from the record (a test keeps the README's copy equal)."""
+    from vt_edu.recorded import MATCHED_TARGET_TOP1, matched_results
+
+    results = matched_results(record)
+    said = []
+    for model in ("vt_resnet18", "resnet18"):
+        if model in results:
+            m = results[model]
+            values = " and ".join(f"{100 * v:.2f} %" for v in m["top1"]["values"])
+            seeds = " and ".join(map(str, m["seeds"]))
+            said.append(f"{m['label']} {values} (seed{'s' * (len(m['seeds']) > 1)} {seeds})")
+    if not said:
+        return "The matched experiment is not recorded yet."
+    vt = results.get("vt_resnet18")
+    text = (f"After {vt['epochs'] if vt else 20} epochs at width 0.25, plain top-1: " + "; ".join(said) + ".")
+    if vt:
+        missed = [r["seed"] for r in vt["rows"] if r["top1"] < MATCHED_TARGET_TOP1]
+        text += (f" The {100 * MATCHED_TARGET_TOP1:.0f} % target for VT-ResNet-18 is "
+                 + (f"missed on seed {', '.join(map(str, missed))}." if missed else "met on every recorded seed."))
+    speed = record.get("speed")
+    if speed and "vt_resnet18" in speed["ratio_to_first"]:
+        t = [1 / v for v in speed["ratio_to_first"]["vt_resnet18"]["values"]]
+        text += (f" Timed side by side, VT-ResNet-18 trains at {sum(t) / len(t):.2f} times ResNet-18's time per "
+                 f"image ({min(t):.2f} to {max(t):.2f} over {len(t)} rounds)")
+        if "keras_to_twin" in speed:
+            k = speed["keras_to_twin"]
+            text += (", and Keras on PyTorch with the fast paths at "
+                     + " and ".join(f"{k[m]['mean']:.2f} ({k[m]['min']:.2f} to {k[m]['max']:.2f})" for m in ("vt_resnet18", "resnet18"))
+                     + " times the speed of plain-PyTorch twins of VT-ResNet-18 and ResNet-18")
+        text += "."
+    return text
+
+
 def write_markdown(out, record) -> None:
     from vt_edu.recorded import matched_summary, matched_table
 
@@ -281,8 +315,9 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.report:
-        write_markdown(out, read_record(out))
-        print(f"Written: {out / 'benchmark.md'}")
+        record = read_record(out)
+        write_markdown(out, record)
+        print(f"Written: {out / 'benchmark.md'}. The README's sentence:\n{readme_paragraph(record)}")
         return 0
     import keras
 

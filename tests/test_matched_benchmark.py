@@ -95,3 +95,13 @@ def test_the_speed_report_gives_every_ratio_with_its_rounds():
     assert "over its plain-PyTorch twin: resnet18 0.650 (0.600 to 0.700); vt_resnet18 0.900 (0.850 to 0.950)." in text
     assert "without the fast paths" not in text  # not measured: not claimed
     assert bench.speed_lines(None) == []
+
+
+def test_the_readme_states_the_recorded_matched_experiment():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "results" / "matched" / "matched.json").read_text())
+    readme = " ".join((root / "README.md").read_text().split())
+    # Regenerate with `python benchmarks/matched_benchmark.py --report` after recording.
+    assert bench.readme_paragraph(record) in readme
