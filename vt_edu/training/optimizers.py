@@ -123,7 +123,7 @@ def compile_for_training(model, recipe: Recipe, batch_size: int, steps_per_epoch
         jit_compile = default_jit_compile(gpu_available())
     if jit_compile and not all(layer.supports_jit for layer in model.layers):
         # Some Keras layers cannot be compiled with XLA (RandomRotation, in the tutorial ViT); Keras
-        # would fall back with a warning, so the run says it instead (train() records jit_compile False).
+        # would fall back with a warning; leaving it off here, train() records what compiled (jit_compile False).
         jit_compile = False
     optimizer, schedule = make_optimizer(recipe, batch_size, steps_per_epoch, epochs, schedule_clock)
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
