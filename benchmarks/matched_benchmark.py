@@ -279,7 +279,8 @@ def readme_paragraph(record) -> str:
     if vt:
         missed = [r["seed"] for r in vt["rows"] if r["top1"] < MATCHED_TARGET_TOP1]
         text += (f" The {100 * MATCHED_TARGET_TOP1:.0f} % target for VT-ResNet-18 is "
-                 + (f"missed on seed {', '.join(map(str, missed))}." if missed else "met on every recorded seed."))
+                 + (f"missed on seed{'s' * (len(missed) > 1)} {', '.join(map(str, missed))}." if missed
+                    else "met on every recorded seed."))
     speed = record.get("speed")
     if speed and "vt_resnet18" in speed["ratio_to_first"]:
         t = [1 / v for v in speed["ratio_to_first"]["vt_resnet18"]["values"]]

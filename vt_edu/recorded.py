@@ -506,7 +506,8 @@ def matched_summary(record) -> str:
         missed = [r["seed"] for r in vt["rows"] if r["top1"] < target]
         said.append(f"VT-ResNet-18 reached {_seeds(vt['top1'], unit=' %')} plain top-1 after {vt['epochs']} epochs: the "
                     f"{100 * target:.0f} % target is " + (f"met on every seed ({len(vt['seeds'])})" if not missed else
-                                                         f"missed on seed {', '.join(map(str, missed))}")
+                                                         f"missed on seed{'s' * (len(missed) > 1)} "
+                                                         f"{', '.join(map(str, missed))}")
                     + f". With flip test-time augmentation: {_seeds(vt['top1_flip_tta'], unit=' %')}.")
     if vt and rn:
         text = f"VT-ResNet-18 with the same recipe and epochs as ResNet-18: {_versus(rn, vt)}."
