@@ -99,6 +99,11 @@ def parse_args(argv=None):
     return args
 
 
+def recipe_of(name):
+    """``(recipe name, changes)`` of model ``name``: the matched recipe, or the students'."""
+    return MATCHED_RECIPE if name in MATCHED else STUDENTS_RECIPE
+
+
 def run_config(name, seed, args, fast_paths):
     """The :class:`RunConfig` of model ``name`` and ``seed``: the matched recipe, or the students'."""
     from vt_edu.training import RunConfig
@@ -106,7 +111,7 @@ def run_config(name, seed, args, fast_paths):
 
     model, options, _ = MODELS[name]
     matched = name in MATCHED
-    recipe_name, changes = MATCHED_RECIPE if matched else STUDENTS_RECIPE
+    recipe_name, changes = recipe_of(name)
     return RunConfig(model, "cifar10", recipe=get_recipe(recipe_name, **changes),
                      epochs=args.epochs if matched else STUDENTS_EPOCHS,
                      batch_size=args.batch_size, seed=seed,
@@ -133,7 +138,7 @@ def run_model(name, seed, args, out, data, fast_paths) -> dict:
                                              config.seed, progress=False)
     model = result.model or keras.models.load_model(run_dir / "model.keras", compile=False)
     tta = flip_tta_accuracy(model, *test_set, *channel_stats(train_set[0]))
-    recipe_name, changes = MATCHED_RECIPE if name in MATCHED else STUDENTS_RECIPE
+    recipe_name, changes = recipe_of(name)
     return {"model": name, "seed": seed, "registry_model": config.model, "options": dict(config.model_options or {}),
             "width": config.width, "recipe": recipe_name, "recipe_changes": changes, "epochs": config.epochs,
             "batch_size": config.batch_size, "matched": name in MATCHED,
@@ -170,8 +175,7 @@ def time_side_by_side(args, data, fast_paths) -> dict:
     from vt_edu.models import create_model
     from vt_edu.torch_fast_paths import enabled as fast_paths_enabled
     from vt_edu.training.optimizers import compile_for_training
-    from vt_edu.recorded import spread
-    from vt_edu.training.speed import alternating_speed, keras_steps
+    from vt_edu.training.speed import alternating_speed, keras_steps, spread
 
     def with_fast_paths(step, on):
         def run(i):
@@ -181,7 +185,8 @@ def time_side_by_side(args, data, fast_paths) -> dict:
 
     names = [SPEED_REFERENCE] + [m for m in args.model_list if m in MATCHED and m != SPEED_REFERENCE]
     (x, y), _, class_names = data
-    batch_size = run_config(SPEED_REFERENCE, 0, args, fast_paths).batch_size
+    reference = run_config(SPEED_REFERENCE, 0, args, fast_paths)
+    batch_size = reference.batch_size
     n = batch_size * min(args.speed_steps, 10)
     images = normalize(x[:n], *channel_stats(x))
 
@@ -195,7 +200,7 @@ def time_side_by_side(args, data, fast_paths) -> dict:
     twins = keras.backend.backend() == "torch"
     if twins:
         twin = load_twin_script()
-        recipe = run_config(SPEED_REFERENCE, 0, args, fast_paths).recipe
+        recipe = reference.recipe
         for name in twin.MODELS:
             if fast_paths:
                 steps[f"{name} (Keras, no fast paths)"] = keras_step(name, False)
