@@ -81,6 +81,60 @@ def test_enable_names_every_missing_keras_internal():
     assert missing[0] == "BatchNormalization.call(inputs, training, mask)" and "BatchNormalization.axis" in missing
 
 
+def test_enable_checks_the_functional_and_optimizer_functions_it_replaces():
+    from types import SimpleNamespace
+
+    import vt_edu.torch_fast_paths as fast
+
+    torch_nn = SimpleNamespace(_transpose_spatial_inputs=lambda inputs: inputs)
+
+    def operation_fn_3_15(operation, **call_context_args):
+        pass
+
+    def operation_fn_3_8(operation, training):
+        pass
+
+    def clip_by_global_norm(value_list, clip_norm):
+        pass
+
+    optimizer = SimpleNamespace(clip_by_global_norm=clip_by_global_norm)
+    for operation_fn in (operation_fn_3_15, operation_fn_3_8):
+        functional = SimpleNamespace(operation_fn=operation_fn)
+        assert fast.missing_keras_internals(_batch_norm_like(), torch_nn, functional, optimizer) == []
+
+    def renamed(op, **context):
+        pass
+
+    def other_clip(values, norm, epsilon):
+        pass
+
+    assert fast.missing_keras_internals(_batch_norm_like(), torch_nn, SimpleNamespace(operation_fn=renamed),
+                                        SimpleNamespace(clip_by_global_norm=other_clip)) == [
+        "keras.src.models.functional.operation_fn(operation, training)",
+        "keras.src.optimizers.base_optimizer.clip_by_global_norm(value_list, clip_norm)",
+    ]
+    assert fast.missing_keras_internals(_batch_norm_like(), torch_nn, SimpleNamespace(), SimpleNamespace()) == [
+        "keras.src.models.functional.operation_fn(operation, training)",
+        "keras.src.optimizers.base_optimizer.clip_by_global_norm(value_list, clip_norm)",
+    ]
+
+
+def test_stock_keras_has_the_functions_the_fast_paths_replace():
+    import keras
+    from keras.src.models import functional
+    from keras.src.optimizers import base_optimizer
+
+    import vt_edu.torch_fast_paths as fast
+
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4))
+    torch_nn = type("torch_nn", (), {fast.TRANSPOSE_HELPER: staticmethod(lambda inputs: inputs)})
+    assert fast.missing_keras_internals(layer, torch_nn, functional, base_optimizer) == []
+    assert hasattr(layer, "_call_has_training_arg")
+    for name in fast.DIRECT_CALL_LAYERS:
+        assert hasattr(keras.layers, name), name
+
+
 def test_stock_batch_norm_has_what_the_fast_paths_read():
     import keras
 
@@ -103,10 +157,10 @@ def test_fast_paths_match_stock_keras_on_torch():
     report = json.loads(lines[-1][len(REPORT_PREFIX) :])
     failed = {name: result for name, result in report.items() if result != "ok"}
     assert not failed, json.dumps(failed, indent=2)
-    # 11 layer checks, 4 checks per model of test_models.TINY (every classifier), 1 bookkeeping check.
+    # 13 layer checks, 4 checks per model of test_models.TINY (every classifier), 1 bookkeeping check.
     from test_models import TINY
 
-    assert len(report) == 11 + 4 * len(TINY) + 1 and proc.returncode == 0
+    assert len(report) == 13 + 4 * len(TINY) + 1 and proc.returncode == 0
 
 
 # --------------------------------------------------------------------------- subprocess
@@ -195,6 +249,71 @@ def _run_checks():
         assert calls == ["train", "infer"] * 2, calls
 
     record("batch_norm_fast_path_is_taken", fast_path_is_taken)
+
+    def direct_calls_are_taken():
+        # Inside a functional model the plain layers skip Layer.__call__; a mask, a bfloat16 layer or
+        # a PyTorch hook sends a layer back through it.
+        from keras.src.layers.layer import Layer
+
+        inputs = keras.Input((6, 5, 4))
+        hidden = keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs))
+        outputs = keras.layers.Add(name="add")([keras.layers.ReLU(name="relu")(hidden), inputs])
+        model = keras.Model(inputs, outputs)
+        called, keras_call = [], Layer.__call__
+
+        def spy(self, *args, **kwargs):
+            called.append(self.name)
+            return keras_call(self, *args, **kwargs)
+
+        Layer.__call__ = spy
+        try:
+            fast.enable()
+            x = torch.tensor(x4)
+            model(x, training=True)
+            assert called == [model.name], called
+            called.clear()
+            model.get_layer("relu").register_forward_hook(lambda *args: None)
+            model(x, training=False)
+            assert called == [model.name, "relu"], called
+        finally:
+            Layer.__call__ = keras_call
+            fast.disable()
+        assert not fast.needs_layer_call(model.get_layer("bn"), [x], {"training": True, "mask": None})
+        assert fast.needs_layer_call(model.get_layer("bn"), [x], {"mask": torch.ones(8, 6, 5, dtype=torch.bool)})
+        assert fast.needs_layer_call(model.get_layer("bn"), [x.double()], {})
+        masked = x.clone()
+        masked._keras_mask = torch.ones(8, 6, 5, dtype=torch.bool)
+        assert fast.needs_layer_call(model.get_layer("bn"), [masked], {})
+        assert fast.needs_layer_call(keras.layers.Dense(3), [x], {})  # not built
+        assert fast.needs_layer_call(model, [x], {})  # not a plain layer
+
+    record("layer_calls_skip_keras_call_machinery", direct_calls_are_taken)
+
+    def clipping_matches_keras():
+        from keras.src.optimizers import base_optimizer
+
+        grads = [torch.tensor(np.random.default_rng(k).normal(size=shape).astype("float32") * 3)
+                 for k, shape in enumerate([(3, 3, 4, 8), (8,), (10, 2)])]
+        for clip_norm in (0.5, 1e3):  # clipped, and left alone
+            stock = base_optimizer.clip_by_global_norm([grads[0], None, *grads[1:]], clip_norm)
+            fast.enable()
+            try:
+                clipped = base_optimizer.clip_by_global_norm([grads[0], None, *grads[1:]], clip_norm)
+            finally:
+                fast.disable()
+            assert clipped[1] is None and stock[1] is None
+            same_list([c.numpy() for c in clipped if c is not None], [c.numpy() for c in stock if c is not None],
+                      rtol=1e-6, atol=1e-7)
+        fast.enable()
+        try:
+            inf = base_optimizer.clip_by_global_norm([grads[0], torch.full((2,), float("inf"))], 1.0)
+            called = base_optimizer.clip_by_global_norm.__module__
+        finally:
+            fast.disable()
+        assert called == "vt_edu.torch_fast_paths"
+        assert all(torch.isnan(t).all() for t in inf)  # Keras' rule: a non-finite norm makes every gradient NaN
+
+    record("global_norm_clipping_matches_keras", clipping_matches_keras)
     record("batch_norm_frozen_layer_uses_moving_statistics",
            lambda: compare_layer(lambda: _frozen(bn()), x4, True))
     for strides, padding in ((1, "same"), (2, "same"), (2, "valid")):
@@ -248,6 +367,11 @@ def _run_checks():
         assert fast.enable() is True and fast.is_enabled()
         assert fast.enable() is True  # idempotent
         assert BatchNormalization.call.__module__ == "vt_edu.torch_fast_paths"
+        from keras.src.models import functional
+        from keras.src.optimizers import base_optimizer
+
+        assert functional.operation_fn.__module__ == "vt_edu.torch_fast_paths"
+        assert base_optimizer.clip_by_global_norm.__module__ == "vt_edu.torch_fast_paths"
         image = torch.zeros(2, 3, 4, 5)
         assert torch_nn._transpose_spatial_inputs(image).data_ptr() == image.data_ptr()  # a view, no copy
         fast.disable()
@@ -255,6 +379,8 @@ def _run_checks():
         assert not fast.is_enabled()
         assert BatchNormalization.call.__module__.startswith("keras.")
         assert torch_nn._transpose_spatial_inputs.__module__.startswith("keras.")
+        assert functional.operation_fn.__module__.startswith("keras.")
+        assert base_optimizer.clip_by_global_norm.__module__.startswith("keras.")
 
     record("enable_disable_restore_keras", bookkeeping)
     print(REPORT_PREFIX + json.dumps(report))

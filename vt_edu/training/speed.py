@@ -32,7 +32,13 @@ def spread(values) -> dict:
 
 
 def keras_steps(model, x, y, batch_size: int) -> Callable[[int], None]:
-    """Step ``i`` of a compiled Keras model: ``train_on_batch`` on batch ``i`` of ``x, y`` (cycling).
+    """Step ``i`` of a compiled Keras model on batch ``i`` of ``x, y`` (cycling): the step ``fit`` takes.
+
+    On the PyTorch backend that is the model's train function on batches converted to tensors
+    once: ``train_on_batch`` would also, on every call, check that the model is built,
+    register every variable with PyTorch again and reset the metrics, work that ``fit`` does
+    once per run (1.1 to 1.3 ms per step for ResNet-18 at width 0.25, measured on a 2-core CPU).
+    Other backends: ``train_on_batch`` (their train functions take iterators or state).
 
     Raises:
         ValueError: fewer than ``batch_size`` images.
@@ -40,7 +46,14 @@ def keras_steps(model, x, y, batch_size: int) -> Callable[[int], None]:
     batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
     if not batches:
         raise ValueError(f"at least {batch_size} images are needed for one batch, got {len(x)}.")
-    return lambda i: model.train_on_batch(*batches[i % len(batches)])
+    import keras
+
+    if keras.backend.backend() != "torch" or not hasattr(model, "make_train_function"):
+        return lambda i: model.train_on_batch(*batches[i % len(batches)])
+    model.train_on_batch(*batches[0])  # builds the model, its optimizer and metrics, as fit() does first
+    train_function = model.make_train_function()
+    tensors = [(keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b), None) for a, b in batches]
+    return lambda i: train_function([tensors[i % len(tensors)]])
 
 
 def alternating_speed(trainers: Mapping[str, Callable[[int], None]], batch_size: int, rounds: int, steps: int,
