@@ -73,6 +73,7 @@ CLIP_BY_GLOBAL_NORM = "clip_by_global_norm"
 #: masks): the ones the registry's ResNets and ViTs are made of.
 DIRECT_CALL_LAYERS = ("Conv2D", "BatchNormalization", "ReLU", "Activation", "Add", "Dense",
                       "LayerNormalization", "GlobalAveragePooling1D", "GlobalAveragePooling2D")
+_DIRECT_CALL_NAMES = frozenset(DIRECT_CALL_LAYERS)
 
 
 def needs_keras_code(layer, ndim: int, is_float32: bool, mask=None) -> bool:
@@ -105,21 +106,23 @@ def needs_layer_call(layer, tensors, kwargs) -> bool:
 
     Args:
         layer: the Keras layer about to be called.
-        tensors: its positional arguments, flattened.
+        tensors: its positional arguments, lists opened (a nested list is not a tensor: Keras' code).
         kwargs: its keyword arguments (the call-context ones, ``training``, included).
 
     Returns:
         ``False`` only for a built layer of :data:`DIRECT_CALL_LAYERS` (the class itself, not a
-        subclass) computing and storing float32, given float32 PyTorch tensors without Keras
+        subclass) computing and storing float32, given float32 PyTorch tensors (not subclasses) without Keras
         masks and no keyword but ``training`` and ``mask=None`` (which a functional model
         records for every layer that takes a mask), outside an autocast scope and a distribution,
-        with no activity regularizer, rematerialisation, quantisation or PyTorch forward hook.
+        with no activity regularizer, rematerialisation, quantisation or PyTorch forward hook
+        (the layer's or a global one).
     """
     import torch
     from keras.src.backend.common.global_state import get_global_attribute
+    from torch.nn.modules import module as torch_module
 
     return (
-        type(layer).__name__ not in DIRECT_CALL_LAYERS
+        type(layer).__name__ not in _DIRECT_CALL_NAMES
         or not type(layer).__module__.startswith("keras.")
         or not layer.built
         or layer.compute_dtype != "float32"
@@ -128,13 +131,26 @@ def needs_layer_call(layer, tensors, kwargs) -> bool:
         or getattr(layer, "_remat_mode", None) is not None
         or getattr(layer, "quantization_mode", None) is not None
         or bool(layer._forward_hooks or layer._forward_pre_hooks)
+        or bool(getattr(torch_module, "_global_forward_hooks", None)
+                or getattr(torch_module, "_global_forward_pre_hooks", None))
         or any(k != "training" and not (k == "mask" and v is None) for k, v in kwargs.items())
         or not tensors
-        or any(not isinstance(t, torch.Tensor) or t.dtype != torch.float32
+        or any(type(t) is not torch.Tensor or t.dtype != torch.float32
                or getattr(t, "_keras_mask", None) is not None for t in tensors)
         or get_global_attribute("autocast_scope") is not None
         or get_global_attribute("distribution") is not None
     )
+
+
+def _one_level(args) -> list:
+    """Positional arguments with lists and tuples opened one level (``Add`` takes a list)."""
+    flat = []
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            flat.extend(a)
+        else:
+            flat.append(a)
+    return flat
 
 
 def missing_keras_internals(batch_norm_layer, torch_nn, functional=None, base_optimizer=None) -> list:
@@ -223,18 +239,16 @@ def _transpose_without_copies(original):
 
 
 def _direct_layer_calls(original_operation_fn):
-    from keras.src import tree
-
     def operation_fn(operation, **context):
         keras_call = original_operation_fn(operation, **context)
-        if type(operation).__name__ not in DIRECT_CALL_LAYERS:  # the common case, decided once per model call
+        if type(operation).__name__ not in _DIRECT_CALL_NAMES:  # the common case, decided once per model call
             return keras_call
         training = context.pop("training", None)
         if any(value is not None for value in context.values()):  # other call-context arguments: Keras' code
             return keras_call
 
         def call(*args, **kwargs):
-            if needs_layer_call(operation, tree.flatten(args), kwargs):
+            if needs_layer_call(operation, _one_level(args), kwargs):
                 return keras_call(*args, **kwargs)
             if training is not None and operation._call_has_training_arg:
                 return operation.call(*args, training=training)
