@@ -14,7 +14,7 @@ inputs), ``nn.Conv2d``/``nn.BatchNorm2d``/``nn.Linear``/``nn.LayerNorm`` and pla
 
 Why it exists: Keras on its PyTorch backend runs the same network through Keras' layer
 machinery (channels-last ``keras.ops``, a BatchNormalization made of separate operations,
-``train_on_batch``). How much that costs is a ratio of two speeds, and a speed ratio only
+``Layer.__call__``, Keras' train step). How much that costs is a ratio of two speeds, and a speed ratio only
 carries over when both sides are timed in turns on the machine of the moment
 (:mod:`vt_edu.training.speed`). :func:`twin_steps` therefore makes a step function of the
 same shape as :func:`vt_edu.training.speed.keras_steps`, so a benchmark can pass both to
@@ -448,6 +448,6 @@ def twin_steps(twin: nn.Module, x, y, batch_size: int, *, learning_rate: float =
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, clip_norm)
         optimizer.step()
-        return loss.item()  # train_on_batch hands back its loss as a number too
+        return loss.item()  # the loss as a number, as a training loop reads it
 
     return step

@@ -39,8 +39,9 @@ outputs and gradients up to float rounding, the same moving-statistics update
 rules; anything they do not cover (masks, renorm, synchronized BN, non-float32
 inputs, axes other than the last) falls back to Keras' own code.
 ``tests/test_torch_fast_paths.py`` checks outputs, gradients and moving statistics
-against stock Keras for every registry model. Measured gain on the benchmark
-machine: ``benchmarks/cpu_benchmark.py`` records it (``results/README.md``).
+against stock Keras for every registry model. Measured gain: ``benchmarks/matched_benchmark.py
+--speed`` times Keras with and without them and the plain-PyTorch twins side by side
+(``results/matched/benchmark.md``).
 
 Use::
 
