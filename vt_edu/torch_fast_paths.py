@@ -18,8 +18,9 @@ than the twin:
    added the ``contiguous()``; before it the replacement is the same as Keras' own.)
 3. **Every layer call runs Keras' whole call machinery.** ``Layer.__call__`` converts and
    checks its inputs, binds the call signature, opens name and autocast scopes and looks
-   for masks, about 0.1 ms of Python per call, the same at batch 2 as at batch 128: a
-   ResNet-18 forward pass makes 67 such calls. Inside a functional model, a built Keras
+   for masks: about 0.1 ms of Python per call, whatever the batch size (a ResNet-18 forward
+   pass makes 67 such calls: 15.4 ms at batch 2, against 8.2 ms with every layer's ``call``
+   run directly and 3.3 ms for the twin). Inside a functional model, a built Keras
    layer of the plain kinds these models use (:data:`DIRECT_CALL_LAYERS`) is called
    directly (``layer.call``) when none of that machinery has anything to do: float32
    throughout, PyTorch tensors without masks, no autocast scope, distribution, activity
@@ -33,7 +34,7 @@ than the twin:
 :func:`enable` replaces those four pieces while the process runs; everything else in
 Keras is untouched, and the layers of :mod:`vt_edu` stay backend-neutral
 (``keras.ops`` only): this module is backend plumbing, used only with
-``KERAS_BACKEND=torch``. Both replacements compute what Keras computes: the same
+``KERAS_BACKEND=torch``. The replacements compute what Keras computes: the same
 outputs and gradients up to float rounding, the same moving-statistics update
 (biased batch variance, Keras' momentum), the same ``training``/``trainable``
 rules; anything they do not cover (masks, renorm, synchronized BN, non-float32
